@@ -1,0 +1,35 @@
+/* fs.h - one allocation mapper per filesystem (src/fs/<name>.c), found by blkid TYPE.
+ * A mapper reads the filesystem read-only and adds the byte ranges in use to a map.
+ * It must treat every on-disk value as hostile and never write to the source. */
+#ifndef COLDCLONE_FS_H
+#define COLDCLONE_FS_H
+
+#include "extmap.h"
+#include "layout.h"
+#include "source.h"
+
+enum fs_result {
+	FS_MAPPED = 0,    /* out holds the used ranges; p->state, p->used_bytes, p->fs_size set */
+	FS_FALLBACK = 1,  /* copy the whole partition; p->state and p->reason say why */
+};
+
+struct fs_ops {
+	const char *name;                 /* for messages */
+	const char *const *blkid_types;   /* NULL-terminated blkid TYPE values handled */
+	/* Map partition p of disk s. Ranges added to out are absolute disk byte offsets and
+	 * must lie inside the partition. Anything the filesystem does not describe (e.g. the
+	 * tail past its last block, where NTFS keeps its backup boot sector) must be added
+	 * too. Returns FS_MAPPED, FS_FALLBACK, or -1 on an I/O error (message printed);
+	 * a parse failure of on-disk data is FS_FALLBACK with state FS_STATE_DAMAGED. */
+	int (*map)(struct source *s, struct partition *p, struct extmap *out);
+};
+
+extern const struct fs_ops fs_ntfs;
+extern const struct fs_ops fs_ext;
+extern const struct fs_ops fs_fat;
+extern const struct fs_ops fs_swap;
+
+/* The mapper for a blkid TYPE, or NULL. */
+const struct fs_ops *fs_find(const char *blkid_type);
+
+#endif

@@ -1,0 +1,113 @@
+/* sink.c - the destination-independent half of a sink: the running SHA-256 of the
+ * image, position tracking, zero runs, and choosing the implementation by URL scheme. */
+#include "sink.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "dest.h"
+#include "util.h"
+
+int sink_open(struct sink **out, const char *dest, uint64_t est_size, bool force)
+{
+	*out = NULL;
+	if (strstr(dest, "://") && strncmp(dest, "file://", 7) != 0) {
+		const char *colon = strstr(dest, "://");
+		return error("destination '%.*s://...' is not yet supported by this version: write to a local path or a mounted share",
+			     (int)(colon - dest), dest);
+	}
+	struct sink *s = xcalloc(1, sizeof *s);
+	s->sha = EVP_MD_CTX_new();
+	if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+		free(s);
+		return error("initialise SHA-256: OpenSSL failed");
+	}
+	if (strncmp(dest, "file://", 7) == 0)
+		dest += 7;
+	if (dest_file_open(s, dest, est_size, force) < 0) {
+		EVP_MD_CTX_free(s->sha);
+		free(s->display);
+		free(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+int sink_write(struct sink *s, const void *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (s->ops->write(s, buf, len) < 0)
+		return -1;
+	EVP_DigestUpdate(s->sha, buf, len);
+	s->pos += len;
+	return 0;
+}
+
+static const uint8_t zeros[1 << 16];
+
+int sink_zero(struct sink *s, uint64_t len)
+{
+	if (s->ops->skip) {
+		if (s->ops->skip(s, len) < 0)
+			return -1;
+		for (uint64_t left = len; left; ) {
+			size_t n = (size_t)MIN(left, sizeof zeros);
+			EVP_DigestUpdate(s->sha, zeros, n);
+			left -= n;
+		}
+		s->pos += len;
+		return 0;
+	}
+	for (uint64_t left = len; left; ) {
+		size_t n = (size_t)MIN(left, sizeof zeros);
+		if (sink_write(s, zeros, n) < 0)
+			return -1;
+		left -= n;
+	}
+	return 0;
+}
+
+int sink_pad(struct sink *s, uint64_t align)
+{
+	uint64_t r = s->pos % align;
+	return r ? sink_zero(s, align - r) : 0;
+}
+
+int sink_finish(struct sink *s)
+{
+	unsigned int n = 0;
+	if (s->ops->finish(s) < 0)
+		return -1;
+	EVP_DigestFinal_ex(s->sha, s->sha256, &n);
+	s->finished = true;
+	return 0;
+}
+
+int sink_publish(struct sink *s, const char *suffix, const void *buf, size_t len)
+{
+	if (!s->finished)
+		return error("internal: publish before finish on '%s'", s->display);
+	if (s->ops->publish(s, suffix, buf, len) < 0)
+		return -1;
+	s->published = true;
+	return 0;
+}
+
+const char *sink_name(const struct sink *s)
+{
+	return s->display;
+}
+
+void sink_free(struct sink *s)
+{
+	if (!s)
+		return;
+	if (!s->published)
+		s->ops->abort(s);
+	s->ops->free(s);
+	EVP_MD_CTX_free(s->sha);
+	free(s->display);
+	free(s);
+}
