@@ -46,44 +46,65 @@ CLONER_SRCS := \
 	cloner/src/dest/file.c \
 	cloner/src/pipeline.c \
 	cloner/src/progress.c \
-	cloner/src/manifest.c \
+	cloner/src/manifest.c
+# The commands and main: everything above is the library the unit tests link.
+CMD_SRCS := \
 	cloner/src/cmd_list.c \
 	cloner/src/cmd_clone.c \
-	cloner/src/cmd_verify.c
-MAIN_SRC := cloner/src/main.c
+	cloner/src/cmd_verify.c \
+	cloner/src/main.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test-*.c))
 TEST_HELPER_SRCS := tests/unit/fmtdrive.c
 
-OBJ      = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLONER_SRCS))
-ASAN_OBJ = $(patsubst %.c,$(BUILD)/asan/%.o,$(CLONER_SRCS) $(TEST_HELPER_SRCS))
+OBJ      = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLONER_SRCS) $(CMD_SRCS))
+ASAN_LIB = $(patsubst %.c,$(BUILD)/asan/%.o,$(CLONER_SRCS))
+ASAN_CMD = $(patsubst %.c,$(BUILD)/asan/%.o,$(CMD_SRCS))
+ASAN_TEST_HELPERS = $(patsubst %.c,$(BUILD)/asan/%.o,$(TEST_HELPER_SRCS))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all cloner asan unit test bench clean
+.PHONY: all cloner asan unit test bench clean deps
 all: cloner
+
+# Install the Debian packages the build and the tests need (run as root, once).
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$$(grep -v '^#' .ci/packages.txt)
 
 cloner: $(BUILD)/coldclone
 
-$(BUILD)/coldclone: $(OBJ) $(BUILD)/obj/$(MAIN_SRC:.c=.o)
-	$(CC) -static -o $@ $^ $(STATIC_LIBS)
+$(BUILD)/coldclone: $(OBJ)
+	@$(if $(Q),echo "  LINK    $@ (static)")
+	$(Q)$(CC) -static -o $@ $^ $(STATIC_LIBS) 2>&1 | { grep -v 'statically linked applications requires at runtime\|in function' || true; }
+	@test -x $@
+
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Sanitizer build: the same code, dynamic (ASan cannot be static).
 asan: $(BUILD)/asan/coldclone $(patsubst %,$(BUILD)/asan/tests/%,$(UNIT_TESTS))
 
-$(BUILD)/asan/coldclone: $(ASAN_OBJ) $(BUILD)/asan/$(MAIN_SRC:.c=.o)
-	$(CC) $(ASAN_FLAGS) -o $@ $(filter-out $(BUILD)/asan/tests/%,$^) $(DYN_LIBS)
+$(BUILD)/asan/coldclone: $(ASAN_LIB) $(ASAN_CMD)
+	@$(if $(Q),echo "  LINK    $@ (sanitizers)")
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(DYN_LIBS)
 
-$(BUILD)/asan/tests/%: $(BUILD)/asan/tests/unit/%.o $(ASAN_OBJ)
+$(BUILD)/asan/tests/%: $(BUILD)/asan/tests/unit/%.o $(ASAN_LIB) $(ASAN_TEST_HELPERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(DYN_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(DYN_LIBS)
+
+.SECONDARY:
 
 $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/unit -c -o $@ $<
+	@$(if $(Q),echo "  CC asan $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/unit -c -o $@ $<
 
 test: cloner asan
 	BUILD=$(BUILD) bash tests/run.sh

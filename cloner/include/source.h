@@ -43,4 +43,11 @@ int source_pread(const struct source *s, void *buf, uint64_t off, size_t len);
 /* Unreadable bytes recorded so far. */
 uint64_t source_bad_bytes(struct source *s);
 
+/* Candidate source disks under /sys/block: not ram, loop, zram, optical, floppy,
+ * device-mapper or md devices, not empty, and not the medium this system booted from
+ * (a disk holding a partition or filesystem labelled COLDCLONE). Fills a NULL-terminated
+ * array of "/dev/NAME" strings; free with source_discover_free. */
+int source_discover(char ***paths);
+void source_discover_free(char **paths);
+
 #endif

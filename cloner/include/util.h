@@ -19,7 +19,7 @@
 /* Print "coldclone: error: <msg>" (with %m support) to stderr and the log; returns -1. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "coldclone: warning: <msg>"; returns 0. */
-int warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print an informational line (suppressed by --quiet). */
 void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Set by main: 0 quiet, 1 normal, 2 verbose (debug() prints). */

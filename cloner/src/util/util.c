@@ -40,7 +40,7 @@ int error(const char *fmt, ...)
 	return -1;
 }
 
-int warn(const char *fmt, ...)
+int warning(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -1,0 +1,25 @@
+/* progress.h - progress on stderr while copying: a self-rewriting line on a terminal,
+ * a line every few seconds otherwise, or one JSON object per line for machines. */
+#ifndef COLDCLONE_PROGRESS_H
+#define COLDCLONE_PROGRESS_H
+
+#include "pipeline.h"
+
+enum progress_mode { PROGRESS_PLAIN, PROGRESS_JSON, PROGRESS_NONE };
+
+struct progress {
+	enum progress_mode mode;
+	const char *source;     /* shown in each line */
+	double started;         /* now_seconds() at copy start */
+	bool tty;               /* stderr is a terminal */
+	double last_line;       /* when the last non-tty line was printed */
+};
+
+int progress_parse_mode(const char *s, enum progress_mode *mode);
+void progress_init(struct progress *p, enum progress_mode mode, const char *source);
+/* A stage change: "prepare", "copy", "finish", with a short detail. */
+void progress_stage(struct progress *p, const char *stage, const char *detail);
+/* pipeline_progress_fn */
+void progress_update(const struct pipeline_stats *st, void *opaque, int final);
+
+#endif
