@@ -68,10 +68,13 @@ need_fixtures() {
 # json_get FILE JQ_FILTER
 json_get() { jq -r "$2" "$1"; }
 
-# Content digest of any image through qemu-img's decoder, not ours.
+# Content digest of any image through qemu-img's decoder, not ours. qemu-img 7.2 cannot
+# convert into a pipe (it truncates its output), so go through a sparse file.
 qemu_digest() {
-	local fmt=$1 img=$2
-	qemu-img convert -f "$fmt" -O raw "$img" /dev/stdout | "$COLDCLONE" digest -
+	local fmt=$1 img=$2 tmp
+	tmp=$(mktemp "$T_TMP/digest.XXXXXX")
+	qemu-img convert -f "$fmt" -O raw "$img" "$tmp" && "$COLDCLONE" digest "$tmp"
+	rm -f "$tmp"
 }
 
 # qemu-img's name for a coldclone format.

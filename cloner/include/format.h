@@ -67,6 +67,9 @@ struct fmt_ops {
 	void (*read_close)(struct fmt_reader *r);
 };
 
+/* Compression level of vmdk-stream grains (libdeflate 1..12, default 6). */
+void vmdk_set_compression_level(int level);
+
 extern const struct fmt_ops fmt_raw, fmt_qcow2, fmt_vmdk, fmt_vmdk_stream, fmt_vhdx, fmt_vhd, fmt_vhd_fixed;
 
 const struct fmt_ops *fmt_by_name(const char *name);

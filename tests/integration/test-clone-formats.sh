@@ -12,6 +12,14 @@ check_image() {   # disk fmt image
 	local disk=$1 fmt=$2 img=$3 name="$1 $2" qf m want got size
 	qf=$(qemu_fmt "$fmt")
 	m="$img.manifest.json"
+	check "$name: coldclone verify" "$COLDCLONE" verify "$img"
+	if [ "$fmt" = vhdx ] && [ "$(jq .source.logical_sector_size "$m")" = 4096 ]; then
+		# qemu 7.2 refuses VHDX with 4096-byte logical sectors (Hyper-V takes them).
+		[ "$(jq -r .image.sha256 "$m")" = "$(sha256sum "$img" | cut -d' ' -f1)" ] && t_pass "$name: image sha256" \
+			|| t_fail "$name: image sha256" "sha256sum differs from manifest"
+		t_skip "$name: qemu-img checks" "qemu-img cannot open VHDX with 4096-byte logical sectors"
+		return
+	fi
 	out=$(qemu-img check -f "$qf" "$img" 2>&1); rc=$?
 	if [ $rc -eq 0 ]; then t_pass "$name: qemu-img check"
 	elif [ $rc -eq 63 ]; then t_skip "$name: qemu-img check" "qemu-img cannot check $qf images"
@@ -25,8 +33,6 @@ check_image() {   # disk fmt image
 	got=$(sha256sum "$img" | cut -d' ' -f1)
 	[ "$got" = "$(json_get "$m" .image.sha256)" ] && t_pass "$name: image sha256" \
 		|| t_fail "$name: image sha256" "sha256sum $got differs from manifest"
-
-	check "$name: coldclone verify" "$COLDCLONE" verify "$img"
 
 	size=$(stat -c %s "$FIXTURES/$disk.img")
 	qemu-img convert -f "$qf" -O raw "$img" "$T_TMP/restored.raw"

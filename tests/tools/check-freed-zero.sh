@@ -21,8 +21,8 @@ trap 'rm -rf "$TMP"' EXIT
 
 if [ -f "$ORIG.sectorsize" ]; then
 	SS=$(cat "$ORIG.sectorsize")
-elif [ "$(dd if="$ORIG" bs=1 skip=512 count=8 status=none)" != "EFI PART" ] &&
-     [ "$(dd if="$ORIG" bs=1 skip=4096 count=8 status=none)" = "EFI PART" ]; then
+elif [ "$(dd if="$ORIG" bs=1 skip=512 count=8 status=none | tr -d '\0')" != "EFI PART" ] &&
+     [ "$(dd if="$ORIG" bs=1 skip=4096 count=8 status=none | tr -d '\0')" = "EFI PART" ]; then
 	SS=4096
 else
 	SS=512
@@ -48,6 +48,7 @@ ext2|ext3|ext4)
 	WHAT=blocks
 	;;
 ntfs)
+	# shellcheck disable=SC2016 # an NTFS system file name
 	ntfscat "$TMP/part.img" '$Bitmap' >"$TMP/bitmap" 2>/dev/null || die "ntfscat \$Bitmap failed"
 	# Boot sector: bytes per sector (u16 @11), sectors per cluster (u8 @13, >0x80 means a
 	# negative power of two), total sectors (u64 @40).

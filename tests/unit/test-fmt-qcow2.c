@@ -24,7 +24,10 @@ static char dir[] = "/tmp/cc-test-qcow2-XXXXXX";
 static uint8_t *big_alloc(uint64_t n)
 {
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, n, MADV_HUGEPAGE);  /* reads of untouched memory map the huge zero page: 512x fewer faults */
+	return p;
 }
 
 static uint8_t pattern(uint64_t off)
@@ -396,25 +399,19 @@ static void test_reader_hostile(void)
 
 int main(void)
 {
+	if (system("qemu-img --version >/dev/null 2>&1 && qemu-io --version >/dev/null 2>&1") != 0) {
+		printf("checks: 0 passed, 0 failed, 1 skipped (qemu-img/qemu-io not installed)\n");
+		return 0;
+	}
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
 	}
-	if (system("qemu-img --version >/dev/null 2>&1") != 0) {
-		printf("checks: 0 passed, 0 failed, 1 skipped (qemu-img not installed)\n");
-		return 0;
-	}
-	double t = now_seconds();
 	test_small();
-	fprintf(stderr, "T small %.2f\n", now_seconds() - t); t = now_seconds();
 	test_large();
-	fprintf(stderr, "T large %.2f\n", now_seconds() - t); t = now_seconds();
 	test_many_clusters();
-	fprintf(stderr, "T many %.2f\n", now_seconds() - t); t = now_seconds();
 	test_reader_foreign();
-	fprintf(stderr, "T foreign %.2f\n", now_seconds() - t); t = now_seconds();
 	test_reader_hostile();
-	fprintf(stderr, "T hostile %.2f\n", now_seconds() - t);
 	rmdir(dir);
 	return test_summary();
 }

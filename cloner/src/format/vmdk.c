@@ -17,9 +17,6 @@
 #include "format.h"
 #include "util.h"
 
-/* Compression level of vmdk-stream grains (1..12, default 6). To be declared in format.h. */
-void vmdk_set_compression_level(int level);
-
 #define SECTOR 512u
 #define VMDK_MAGIC 0x564d444bu            /* "KDMV" read as little-endian */
 #define GRAIN_SECTORS (BLOCK_SIZE / SECTOR)  /* 128: one grain per 64 KiB block */
@@ -552,7 +549,8 @@ static int vmdk_check_desc(struct fmt_reader *r, const uint8_t *h, const char *w
 	char type[64];
 	if (off == 0 || size == 0)
 		return error("VMDK image: sparse extent without an embedded descriptor (part of a split image), not supported: convert it with qemu-img convert -O vmdk -o subformat=%s", want);
-	if (size > 2048 || __builtin_mul_overflow(off + size, SECTOR, &end) || end > r->file_size)
+	if (size > 2048 || __builtin_add_overflow(off, size, &end) || __builtin_mul_overflow(end, SECTOR, &end) ||
+	    end > r->file_size)
 		return error("VMDK image: descriptor at sector %" PRIu64 " (%" PRIu64 " sectors) is outside the file", off, size);
 	char *desc = xmalloc(size * SECTOR + 1);
 	int rc = pread_full(r->fd, desc, size * SECTOR, off * SECTOR);
