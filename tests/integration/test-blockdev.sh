@@ -10,6 +10,7 @@ openssl enc -aes-128-ctr -pass pass:blk -nosalt -pbkdf2 < /dev/zero 2>/dev/null 
 dev=$(losetup -f --show -P "$img" 2>/dev/null) || { t_skip all "cannot create loop devices here"; exit 0; }
 cleanup "losetup -d $dev"
 
+blockdev --setrw "$dev"   # a recycled loop device may keep an earlier read-only flag
 [ "$(blockdev --getro "$dev")" = 0 ] || { t_fail setup "$dev starts read-only"; exit 0; }
 "$COLDCLONE" clone --source "$dev" --output "$T_TMP/out.vmdk" --workers 1 --progress none -q 2> "$T_TMP/log" &
 pid=$!

@@ -29,7 +29,7 @@ expect_rc ".vmdk clone" 0 cc clone --source "$disk" --output "$T_TMP/x.vmdk" --p
 [ "$(qemu-img info --output=json "$T_TMP/x.vmdk" | jq -r '."format-specific".data."create-type"')" = streamOptimized ] \
 	&& t_pass ".vmdk means streamOptimized" || t_fail ".vmdk means streamOptimized" "$(qemu-img info "$T_TMP/x.vmdk")"
 grep '^{' "$T_TMP/err" | jq -e . > /dev/null && t_pass "json progress lines parse" || t_fail "json progress lines parse" "$(head -5 "$T_TMP/err")"
-grep '^{' "$T_TMP/err" | jq -e 'select(.event == "progress" and .final == true) | .percent == 100' > /dev/null \
+grep '^{' "$T_TMP/err" | jq -se 'map(select(.event == "progress" and .final == true)) | length == 1 and .[0].percent == 100' > /dev/null \
 	&& t_pass "json progress ends at 100%" || t_fail "json progress ends at 100%" "$(tail -3 "$T_TMP/err")"
 expect_rc "existing output refused" 4 cc clone --source "$disk" --output "$T_TMP/x.vmdk"
 expect_rc "--force replaces" 0 cc clone --source "$disk" --output "$T_TMP/x.vmdk" --force --progress none

@@ -18,6 +18,8 @@
 
 static char dir[] = "/tmp/cc-test-vhdx-XXXXXX";
 
+static uint8_t *read_file(const char *path, uint64_t *len);
+
 static int run(const char *cmd)
 {
 	int st = system(cmd);
@@ -60,6 +62,27 @@ static uint64_t qemu_vsize(const char *path)
 	return v;
 }
 
+/* True when QEMU reads [off, off+len) of the VHDX at path (4 KiB multiples) as want_base[off..]. */
+static bool qemu_extent_equals(const char *path, const uint8_t *want_base, uint64_t off, uint64_t len)
+{
+	char *out = xasprintf("%s/extent.raw", dir);
+	/* A raw node with offset/size over the vhdx node: QEMU reads only that window
+	 * (`qemu-img dd skip=` cannot seek in 7.2). */
+	char *cmd = xasprintf("qemu-img convert -O raw 'json:{\"driver\":\"raw\",\"offset\":%" PRIu64 ",\"size\":%" PRIu64
+			      ",\"file\":{\"driver\":\"vhdx\",\"file\":{\"driver\":\"file\",\"filename\":\"%s\"}}}' '%s'",
+			      off, len, path, out);
+	unlink(out);
+	bool ok = run(cmd) == 0;
+	uint64_t got_len = 0;
+	uint8_t *got = ok ? read_file(out, &got_len) : NULL;
+	ok = got && got_len == len && memcmp(got, want_base + off, len) == 0;
+	free(got);
+	unlink(out);
+	free(out);
+	free(cmd);
+	return ok;
+}
+
 /* Bitwise CRC-32C, written apart from the writer's table version, to forge damaged files. */
 static uint32_t crc32c_bitwise(const uint8_t *p, size_t n)
 {
@@ -88,6 +111,15 @@ static int write_file(const char *path, const uint8_t *buf, uint64_t len)
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+/* Remove an image and the manifest fmtdrive_write published beside it. */
+static void remove_image(const char *path)
+{
+	char *m = xasprintf("%s.manifest.json", path);
+	unlink(path);
+	unlink(m);
+	free(m);
 }
 
 static uint8_t *read_file(const char *path, uint64_t *len)
@@ -138,6 +170,40 @@ static void forge_header(uint8_t *img, int which, const uint8_t *log_guid, bool 
 	put_le32(h + 4, crc32c_bitwise(h, 4096) ^ (break_crc ? 1u : 0u));
 }
 
+/* QEMU (7.2) refuses VHDX files with 4096-byte logical sectors ("Operation not supported").
+ * To still have it check everything else, copy the image with its Logical Sector Size item
+ * found by walking region table -> metadata table by GUID, here, not with the reader - set
+ * to 512. The small test disk has under one chunk ratio of blocks, so the BAT layout is the
+ * same for both sizes. Returns the recorded sector size (0 when not found). */
+static uint32_t relabel_512(const char *path, const char *out)
+{
+	static const uint8_t meta_guid[16] = { 0x06, 0xA2, 0x7C, 0x8B, 0x90, 0x47, 0x9A, 0x4B,
+					       0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E };
+	static const uint8_t lsec_guid[16] = { 0x1D, 0xBF, 0x41, 0x81, 0x6F, 0xA9, 0x09, 0x47,
+					       0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F };
+	uint64_t len, meta = 0;
+	uint32_t found = 0;
+	uint8_t *img = read_file(path, &len);
+	if (!img)
+		return 0;
+	const uint8_t *rt = img + 3 * (64u << 10);
+	for (uint32_t i = 0; i < get_le32(rt + 8) && i < 16; i++)
+		if (memcmp(rt + 16 + 32 * i, meta_guid, 16) == 0)
+			meta = get_le64(rt + 16 + 32 * i + 16);
+	for (unsigned i = 0; meta && meta + (64u << 10) <= len && i < get_le16(img + meta + 10) && i < 16; i++) {
+		const uint8_t *e = img + meta + 32 + 32 * i;
+		uint64_t item = meta + get_le32(e + 16);
+		if (memcmp(e, lsec_guid, 16) == 0 && item + 4 <= len) {
+			found = get_le32(img + item);
+			put_le32(img + item, 512);
+		}
+	}
+	if (found && write_file(out, img, len) < 0)
+		found = 0;
+	free(img);
+	return found;
+}
+
 /* Damaged copies of a good image must be refused, or survive where the format allows. */
 static void hostile_cases(const char *img_path, const uint8_t *expect, uint64_t vsize)
 {
@@ -179,8 +245,8 @@ static void hostile_cases(const char *img_path, const uint8_t *expect, uint64_t 
 	CHECK(write_file(bad, copy, len) == 0);
 	CHECK(reader_open(bad, &r) == 0);
 
-	/* Truncated inside the last payload block: qemu-img check and our reader notice. */
-	CHECK(write_file(bad, img, len - 4096) == 0);
+	/* Truncated inside the last payload block's data: qemu-img check and our reader notice. */
+	CHECK(write_file(bad, img, len - MIB + 4096) == 0);
 	CHECK(qemu_check(bad) != 0);
 	back = fmtdrive_read(&fmt_vhdx, bad, &got);
 	CHECK(back == NULL);
@@ -234,9 +300,16 @@ static void small_case(uint32_t lsec)
 	CHECK(write_file(raw, expect, vsize) == 0);
 	CHECK(fmtdrive_write(&fmt_vhdx, img, disk, vsize, lsec, &map, NULL) == 0);
 
-	CHECK(qemu_check(img) == 0);
-	CHECK_EQ_U64(qemu_vsize(img), vsize);
-	CHECK(qemu_compare(raw, img) == 0);
+	char *qimg = xasprintf("%s/relabelled.vhdx", dir);
+	if (lsec == 4096)
+		CHECK_EQ_U64(relabel_512(img, qimg), 4096);
+	else
+		CHECK(link(img, qimg) == 0);
+	CHECK(qemu_check(qimg) == 0);
+	CHECK_EQ_U64(qemu_vsize(qimg), vsize);
+	CHECK(qemu_compare(raw, qimg) == 0);
+	unlink(qimg);
+	free(qimg);
 
 	/* Blocks 0,1,2,3,5,6,7,9 are touched: 1 MiB each after the 3 MiB head and 1 MiB BAT. */
 	struct stat st;
@@ -265,7 +338,7 @@ static void small_case(uint32_t lsec)
 	if (lsec == 512)
 		hostile_cases(img, expect, vsize);
 
-	unlink(img);
+	remove_image(img);
 	unlink(raw);
 	free(img);
 	free(raw);
@@ -305,21 +378,19 @@ static void large_case(void)
 	extmap_normalize(&map, vsize);
 
 	char *img = xasprintf("%s/large.vhdx", dir);
-	char *raw = xasprintf("%s/large.raw", dir);
-	int fd = open(raw, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK(fd >= 0 && ftruncate(fd, (off_t)vsize) == 0);
-	for (size_t i = 0; i < ARRAY_SIZE(ext) && fd >= 0; i++)
-		CHECK(pwrite_full(fd, disk + ext[i].start, ext[i].len, ext[i].start) == 0);
-	if (fd >= 0)
-		close(fd);
-
 	double t0 = now_seconds();
 	CHECK(fmtdrive_write(&fmt_vhdx, img, disk, vsize, 512, &map, NULL) == 0);
 	double t1 = now_seconds();
 	CHECK(qemu_check(img) == 0);
 	CHECK_EQ_U64(qemu_vsize(img), vsize);
-	CHECK(qemu_compare(raw, img) == 0);
-	printf("large case: write %.1f s, qemu-img check+info+compare %.1f s\n", t1 - t0, now_seconds() - t1);
+	/* QEMU's VHDX driver reports no block status, so `qemu-img compare` would read all
+	 * 4 TiB: have QEMU read each extent (4 KiB aligned) and a gap instead. */
+	for (size_t i = 0; i < ARRAY_SIZE(ext); i++) {
+		uint64_t s = ext[i].start / 4096, n = DIV_ROUND_UP(ext[i].start + ext[i].len, 4096) - s;
+		CHECK(qemu_extent_equals(img, disk, s * 4096, n * 4096));
+	}
+	CHECK(qemu_extent_equals(img, disk, UINT64_C(3) << 40, 2 * MIB));
+	printf("large case: write %.1f s, qemu-img checks %.1f s\n", t1 - t0, now_seconds() - t1);
 
 	/* BAT: 4 Mi payload entries + 1023 bitmap entries -> 33 MiB region; 5 blocks touched. */
 	struct stat st;
@@ -340,10 +411,8 @@ static void large_case(void)
 		free(buf);
 		reader_close(&r);
 	}
-	unlink(img);
-	unlink(raw);
+	remove_image(img);
 	free(img);
-	free(raw);
 	extmap_release(&map);
 	munmap(disk, vsize);
 }
