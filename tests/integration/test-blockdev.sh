@@ -26,14 +26,20 @@ wait $pid; rc=$?
 [ $rc -eq 0 ] && t_pass "clone of a block device" || t_fail "clone of a block device" "exit $rc: $(tail -3 "$T_TMP/log")"
 check "image equals the device where data is" qemu-img compare -f raw -F vmdk "$dev" "$T_TMP/out.vmdk"
 
-# Mounted read-write: refused, before anything is written.
-part="${dev}p1"
-if [ -b "$part" ] && mkfs.ext4 -q -F "$part" 2>/dev/null && mkdir -p "$T_TMP/mnt" && mount "$part" "$T_TMP/mnt" 2>/dev/null; then
+# Mounted read-write: refused, before anything is written. A whole-disk filesystem on a
+# second loop device (partition nodes need udev, which this machine may lack).
+truncate -s 64M "$T_TMP/fs.img"
+mkfs.ext4 -q -F "$T_TMP/fs.img"
+fsdev=$(losetup -f --show "$T_TMP/fs.img")
+cleanup "losetup -d $fsdev"
+mkdir -p "$T_TMP/mnt"
+if mount "$fsdev" "$T_TMP/mnt" 2>/dev/null; then
 	cleanup "umount '$T_TMP/mnt'"
-	"$COLDCLONE" clone --source "$dev" --output "$T_TMP/m.raw" --progress none > "$T_TMP/log" 2>&1; rc=$?
+	"$COLDCLONE" clone --source "$fsdev" --output "$T_TMP/m.raw" --progress none > "$T_TMP/log" 2>&1; rc=$?
 	[ $rc -eq 3 ] && grep -q "mounted read-write" "$T_TMP/log" && t_pass "mounted read-write source refused (exit 3)" \
 		|| t_fail "mounted read-write source refused" "exit $rc: $(cat "$T_TMP/log")"
 	[ ! -e "$T_TMP/m.raw" ] && [ ! -e "$T_TMP/m.raw.partial" ] && t_pass "refusal leaves no file" || t_fail "refusal leaves no file" "$(ls "$T_TMP")"
+	[ "$(blockdev --getro "$fsdev")" = 0 ] && t_pass "refusal leaves the read-only flag alone" || t_fail "refusal leaves the read-only flag alone" "ro=1"
 else
-	t_skip "mounted read-write source refused" "cannot mount a loop partition here"
+	t_skip "mounted read-write source refused" "cannot mount a loop device here"
 fi

@@ -87,11 +87,11 @@ static int check_not_mounted(const struct source *s, dev_t rdev)
 		if (!ours)
 			continue;
 		if (strncmp(opts, "rw", 2) == 0 && (opts[2] == ',' || opts[2] == '\0')) {
-			r = error("'%s': a partition (%u:%u) is mounted read-write at '%s': unmount it first (a cold clone must not copy a live filesystem)",
+			r = error("'%s': it or one of its partitions (%u:%u) is mounted read-write at '%s': unmount it first (a cold clone must not copy a live filesystem)",
 				  s->path, maj, mn, mnt);
 			break;
 		}
-		warning("'%s': a partition (%u:%u) is mounted read-only at '%s'", s->path, maj, mn, mnt);
+		warning("'%s': it or one of its partitions (%u:%u) is mounted read-only at '%s'", s->path, maj, mn, mnt);
 	}
 	fclose(f);
 	return r;
