@@ -55,7 +55,7 @@ CMD_SRCS := \
 	cloner/src/main.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test-*.c))
-TEST_HELPER_SRCS := tests/unit/fmtdrive.c
+TEST_HELPER_SRCS := tests/unit/fmtdrive.c tests/unit/testutil.c
 
 OBJ      = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLONER_SRCS) $(CMD_SRCS))
 ASAN_LIB = $(patsubst %.c,$(BUILD)/asan/%.o,$(CLONER_SRCS))

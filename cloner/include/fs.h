@@ -29,6 +29,11 @@ extern const struct fs_ops fs_ext;
 extern const struct fs_ops fs_fat;
 extern const struct fs_ops fs_swap;
 
+/* Set p->state and p->reason (printf-style) and return FS_FALLBACK: the one way a mapper
+ * says "copy this partition whole". */
+int fs_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* The mapper for a blkid TYPE, or NULL. */
 const struct fs_ops *fs_find(const char *blkid_type);
 

@@ -12,81 +12,26 @@
 
 #include "fs.h"
 #include "test.h"
+#include "testutil.h"
 #include "util.h"
 
 #define MIB (1024 * 1024ull)
-#define MARKER "COLDCLONE-DELETED-MARKER"
+#define MARKER TEST_MARKER
 
 static char dir[64];  /* this run's scratch directory */
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Run a shell command; returns its exit status (or -1). */
-static int run(const char *fmt, ...)
-{
-	char *cmd;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&cmd, fmt, ap) < 0)
-		cmd = NULL;
-	va_end(ap);
-	if (!cmd)
-		return -1;
-	int st = system(cmd);
-	if (st != 0)
-		fprintf(stderr, "command exited %d: %s\n", st, cmd);
-	free(cmd);
-	return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* xorshift: cheap non-zero "dirty" bytes, so free space in the source is never zero. */
-static void fill_random(uint8_t *buf, size_t n, uint64_t *state)
-{
-	for (size_t i = 0; i + 8 <= n; i += 8) {
-		uint64_t x = *state;
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		*state = x;
-		memcpy(buf + i, &x, 8);
-	}
-}
-
-static int write_random_file(const char *path, uint64_t size, uint64_t seed)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	uint8_t *buf = xmalloc(MIB);
-	uint64_t state = seed | 1;
-	int r = fd < 0 ? -1 : 0;
-	for (uint64_t off = 0; r == 0 && off < size; off += MIB) {
-		size_t n = (size_t)MIN(MIB, size - off);
-		fill_random(buf, MIB, &state);
-		r = write_full(fd, buf, n);
-	}
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
 
 /* The tree copied into every filesystem: small, large, empty, nested, a symlink. */
 static void make_tree(const char *tree)
 {
 	char *p;
-	run("mkdir -p %s/sub/deeper && echo hello > %s/hello.txt && : > %s/empty && "
+	test_run("mkdir -p %s/sub/deeper && echo hello > %s/hello.txt && : > %s/empty && "
 	    "ln -s hello.txt %s/link", tree, tree, tree, tree);
-	p = xasprintf("%s/big.bin", tree), write_random_file(p, 3 * MIB + 123, 11), free(p);
-	p = xasprintf("%s/sub/mid.bin", tree), write_random_file(p, 200000, 12), free(p);
-	p = xasprintf("%s/sub/deeper/small.bin", tree), write_random_file(p, 5000, 13), free(p);
+	p = xasprintf("%s/big.bin", tree), test_write_random_file(p, 3 * MIB + 123, 11), free(p);
+	p = xasprintf("%s/sub/mid.bin", tree), test_write_random_file(p, 200000, 12), free(p);
+	p = xasprintf("%s/sub/deeper/small.bin", tree), test_write_random_file(p, 5000, 13), free(p);
 }
 
-/* A file whose content is easy to find in a raw image after it is deleted. */
-static void make_marker(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	for (int i = 0; f && i < 8000; i++)
-		fprintf(f, MARKER "-%06d\n", i);
-	if (f)
-		fclose(f);
-}
 
 /* Value of "Name:" in `dumpe2fs -h`, or 0. */
 static uint64_t dumpe2fs_value(const char *img, const char *name)
@@ -213,13 +158,13 @@ static int make_fs(const struct ext_case *c, const char *img, const char *tree)
 {
 	char *marker = xasprintf("%s/deleted.txt", tree), *cmds = xasprintf("%s/rm.cmds", dir);
 	FILE *f = fopen(cmds, "w");
-	int r = write_random_file(img, c->size, c->size ^ 0x5eed);
-	make_marker(marker);
+	int r = test_write_random_file(img, c->size, c->size ^ 0x5eed);
+	test_make_marker(marker);
 	/* Files laid out one after another; deleting every other one fragments the map. */
-	run("mkdir -p %s/frag", tree);
+	test_run("mkdir -p %s/frag", tree);
 	for (int i = 0; i < 40; i++) {
 		char *fp = xasprintf("%s/frag/f%02d", tree, i);
-		write_random_file(fp, 70000, (uint64_t)i + 100);
+		test_write_random_file(fp, 70000, (uint64_t)i + 100);
 		if (i % 2 && f)
 			fprintf(f, "rm /frag/f%02d\n", i);
 		free(fp);
@@ -227,12 +172,12 @@ static int make_fs(const struct ext_case *c, const char *img, const char *tree)
 	if (f)
 		fprintf(f, "rm /deleted.txt\n"), fclose(f);
 	if (r == 0)
-		r = run("%s -F -q -E nodiscard -d %s %s >/dev/null", c->mkfs, tree, img);
+		r = test_run("%s -F -q -E nodiscard -d %s %s >/dev/null", c->mkfs, tree, img);
 	/* The tree now matches the filesystem after the rm commands below. */
 	unlink(marker);
-	run("rm -f %s/frag/f?[13579]", tree);
+	test_run("rm -f %s/frag/f?[13579]", tree);
 	if (r == 0)
-		r = run("debugfs -w -f %s %s >/dev/null 2>&1", cmds, img);
+		r = test_run("debugfs -w -f %s %s >/dev/null 2>&1", cmds, img);
 	unlink(cmds);
 	free(cmds);
 	free(marker);
@@ -268,11 +213,11 @@ static void check_mapped(const char *what, const char *img, uint64_t start, uint
 		misaligned += (m.map.v[i].start - start) % cluster != 0 || m.map.v[i].len % 512 != 0;
 	CHECK_EQ_U64(misaligned, 0);
 	CHECK(build_clone(img, &m, clone) == 0);
-	CHECK(run("e2fsck -fn %s >/dev/null 2>&1", clone) == 0);
-	run("rm -rf %s && mkdir %s", out, out);
-	CHECK(run("debugfs -R 'rdump / %s' %s >/dev/null 2>&1", out, clone) == 0);
-	CHECK(run("diff -r -x lost+found %s %s", tree, out) == 0);
-	CHECK(run("cmp -s %s/big.bin %s/big.bin", tree, out) == 0);
+	CHECK(test_run("e2fsck -fn %s >/dev/null 2>&1", clone) == 0);
+	test_run("rm -rf %s && mkdir %s", out, out);
+	CHECK(test_run("debugfs -R 'rdump / %s' %s >/dev/null 2>&1", out, clone) == 0);
+	CHECK(test_run("diff -r -x lost+found %s %s", tree, out) == 0);
+	CHECK(test_run("cmp -s %s/big.bin %s/big.bin", tree, out) == 0);
 	/* The deleted file's data is in the source but not in the clone. */
 	CHECK(file_contains(img, start, size, MARKER));
 	CHECK(!file_contains(clone, 0, size, MARKER));
@@ -282,11 +227,11 @@ static void check_mapped(const char *what, const char *img, uint64_t start, uint
 	CHECK(!file_contains(clone, a * bs, (b - a + 1) * bs, NULL));
 	/* The partition tail past the filesystem is copied as is. */
 	if (size > fs_bytes)
-		CHECK(run("cmp -s -i %" PRIu64 ":%" PRIu64 " -n %" PRIu64 " %s %s", start + fs_bytes, fs_bytes,
+		CHECK(test_run("cmp -s -i %" PRIu64 ":%" PRIu64 " -n %" PRIu64 " %s %s", start + fs_bytes, fs_bytes,
 			  size - fs_bytes, img, clone) == 0);
 	extmap_release(&m.map);
 	unlink(clone);
-	run("rm -rf %s", out);
+	test_run("rm -rf %s", out);
 	free(clone);
 	free(out);
 }
@@ -311,9 +256,9 @@ static void test_offset(const char *tree)
 	const struct ext_case c = { "ext4", "mkfs.ext4 -b 4096", 64 * MIB, false };
 	char *img = xasprintf("%s/fs.img", dir), *disk = xasprintf("%s/disk.img", dir);
 	CHECK(make_fs(&c, img, tree) == 0);
-	CHECK(write_random_file(disk, 100 * MIB, 77) == 0);
-	CHECK(run("echo 'start=2048, size=163840, type=83' | sfdisk -q %s >/dev/null", disk) == 0);
-	CHECK(run("dd if=%s of=%s bs=1M seek=1 conv=notrunc status=none", img, disk) == 0);
+	CHECK(test_write_random_file(disk, 100 * MIB, 77) == 0);
+	CHECK(test_run("echo 'start=2048, size=163840, type=83' | sfdisk -q %s >/dev/null", disk) == 0);
+	CHECK(test_run("dd if=%s of=%s bs=1M seek=1 conv=notrunc status=none", img, disk) == 0);
 	check_mapped("ext4 at 1 MiB in MBR", disk, MIB, 80 * MIB, img, "ext4", tree, 4096);
 	unlink(disk);
 	unlink(img);
@@ -329,14 +274,14 @@ static void test_fallbacks(const char *tree)
 	struct mapped m;
 
 	CHECK(make_fs(&c, img, tree) == 0);
-	CHECK(run("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", img) == 0);
+	CHECK(test_run("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", img) == 0);
 	m = map_partition(img, 0, c.size, "ext4");
 	printf("needs_recovery: %s\n", m.p.reason);
 	CHECK(m.r == FS_FALLBACK && m.p.state == FS_STATE_DIRTY && strstr(m.p.reason, "e2fsck"));
 	extmap_release(&m.map);
 
 	CHECK(make_fs(&c, img, tree) == 0);
-	CHECK(run("debugfs -w -R 'ssv state 3' %s >/dev/null 2>&1", img) == 0);
+	CHECK(test_run("debugfs -w -R 'ssv state 3' %s >/dev/null 2>&1", img) == 0);
 	m = map_partition(img, 0, c.size, "ext4");
 	printf("errors: %s\n", m.p.reason);
 	CHECK(m.r == FS_FALLBACK && m.p.state == FS_STATE_DIRTY);
@@ -344,7 +289,7 @@ static void test_fallbacks(const char *tree)
 
 	/* No superblock magic: libext2fs refuses, the reason quotes it. */
 	CHECK(make_fs(&c, img, tree) == 0);
-	CHECK(run("printf '\\000\\000' | dd of=%s bs=1 seek=1080 conv=notrunc status=none", img) == 0);
+	CHECK(test_run("printf '\\000\\000' | dd of=%s bs=1 seek=1080 conv=notrunc status=none", img) == 0);
 	m = map_partition(img, 0, c.size, "ext4");
 	printf("bad magic: %s\n", m.p.reason);
 	CHECK(m.r == FS_FALLBACK && m.p.state == FS_STATE_DAMAGED && strstr(m.p.reason, "magic"));
@@ -374,7 +319,7 @@ int main(void)
 
 	CHECK(fs_find("ext4") == &fs_ext && fs_find("ext2") == &fs_ext && fs_find("ext3") == &fs_ext);
 	CHECK(fs_find("xfs") == NULL && fs_find(NULL) == NULL);
-	run("rm -rf %s", dir);
+	test_run("rm -rf %s", dir);
 	free(tree);
 	return test_summary();
 }

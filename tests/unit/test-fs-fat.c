@@ -12,78 +12,25 @@
 
 #include "fs.h"
 #include "test.h"
+#include "testutil.h"
 #include "util.h"
 
 #define MIB (1024 * 1024ull)
-#define MARKER "COLDCLONE-DELETED-MARKER"
+#define MARKER TEST_MARKER
 
 static char dir[64];  /* this run's scratch directory */
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Run a shell command; returns its exit status (or -1). */
-static int run(const char *fmt, ...)
-{
-	char *cmd;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&cmd, fmt, ap) < 0)
-		cmd = NULL;
-	va_end(ap);
-	if (!cmd)
-		return -1;
-	int st = system(cmd);
-	if (st != 0)
-		fprintf(stderr, "command exited %d: %s\n", st, cmd);
-	free(cmd);
-	return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void fill_random(uint8_t *buf, size_t n, uint64_t *state)
-{
-	for (size_t i = 0; i + 8 <= n; i += 8) {
-		uint64_t x = *state;
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		*state = x;
-		memcpy(buf + i, &x, 8);
-	}
-}
-
-static int write_random_file(const char *path, uint64_t size, uint64_t seed)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	uint8_t *buf = xmalloc(MIB);
-	uint64_t state = seed | 1;
-	int r = fd < 0 ? -1 : 0;
-	for (uint64_t off = 0; r == 0 && off < size; off += MIB) {
-		size_t n = (size_t)MIN(MIB, size - off);
-		fill_random(buf, MIB, &state);
-		r = write_full(fd, buf, n);
-	}
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
-static void make_marker(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	for (int i = 0; f && i < 8000; i++)
-		fprintf(f, MARKER "-%06d\n", i);
-	if (f)
-		fclose(f);
-}
 
 /* FAT keeps no symlinks: files, an empty file and nested directories only. */
 static void make_tree(const char *tree, uint64_t big)
 {
 	char *p;
-	run("rm -rf %s && mkdir -p %s/sub/deeper && echo hello > %s/hello.txt && : > %s/empty",
+	test_run("rm -rf %s && mkdir -p %s/sub/deeper && echo hello > %s/hello.txt && : > %s/empty",
 	    tree, tree, tree, tree);
-	p = xasprintf("%s/big.bin", tree), write_random_file(p, big, 21), free(p);
-	p = xasprintf("%s/sub/mid.bin", tree), write_random_file(p, 200000, 22), free(p);
-	p = xasprintf("%s/sub/deeper/small.bin", tree), write_random_file(p, 5000, 23), free(p);
+	p = xasprintf("%s/big.bin", tree), test_write_random_file(p, big, 21), free(p);
+	p = xasprintf("%s/sub/mid.bin", tree), test_write_random_file(p, 200000, 22), free(p);
+	p = xasprintf("%s/sub/deeper/small.bin", tree), test_write_random_file(p, 5000, 23), free(p);
 }
 
 struct mapped {
@@ -195,32 +142,32 @@ static const struct fat_case cases[] = {
 static int make_fat(const struct fat_case *c, const char *img, uint64_t off, const char *tree)
 {
 	char *vol = xasprintf("%s/vol.img", dir), *marker = xasprintf("%s/deleted.txt", dir);
-	int r = write_random_file(vol, c->size, c->size + c->bits);
+	int r = test_write_random_file(vol, c->size, c->size + c->bits);
 	make_tree(tree, c->big);
-	make_marker(marker);
+	test_make_marker(marker);
 	if (r == 0)
-		r = run("mkfs.vfat %s %s >/dev/null", c->opts, vol);
+		r = test_run("mkfs.vfat %s %s >/dev/null", c->opts, vol);
 	if (r == 0)
-		r = run("mcopy -i %s -s %s/* ::/ && mcopy -i %s %s ::/deleted.txt && mmd -i %s ::/frag",
+		r = test_run("mcopy -i %s -s %s/* ::/ && mcopy -i %s %s ::/deleted.txt && mmd -i %s ::/frag",
 			vol, tree, vol, marker, vol);
 	/* Interleaved files, every other one deleted: a fragmented allocation table. */
 	for (int i = 0; r == 0 && i < 24; i++) {
 		char *fp = xasprintf("%s/frag/f%02d", tree, i);
-		run("mkdir -p %s/frag", tree);
-		write_random_file(fp, 9000 + (uint64_t)i * 1000, (uint64_t)i + 200);
-		r = run("mcopy -i %s %s ::/frag/", vol, fp);
+		test_run("mkdir -p %s/frag", tree);
+		test_write_random_file(fp, 9000 + (uint64_t)i * 1000, (uint64_t)i + 200);
+		r = test_run("mcopy -i %s %s ::/frag/", vol, fp);
 		free(fp);
 	}
 	for (int i = 1; r == 0 && i < 24; i += 2) {
 		char *fp = xasprintf("%s/frag/f%02d", tree, i);
-		r = run("mdel -i %s ::/frag/f%02d", vol, i);
+		r = test_run("mdel -i %s ::/frag/f%02d", vol, i);
 		unlink(fp);
 		free(fp);
 	}
 	if (r == 0)
-		r = run("mdel -i %s ::/deleted.txt", vol);
+		r = test_run("mdel -i %s ::/deleted.txt", vol);
 	if (r == 0 && strcmp(img, vol) != 0)
-		r = run("dd if=%s of=%s bs=64K seek=%" PRIu64 " oflag=seek_bytes conv=notrunc status=none",
+		r = test_run("dd if=%s of=%s bs=64K seek=%" PRIu64 " oflag=seek_bytes conv=notrunc status=none",
 			vol, img, off);
 	unlink(marker);
 	free(marker);
@@ -243,20 +190,20 @@ static void check_fat(const struct fat_case *c, const char *img, uint64_t start,
 	snprintf(want, sizeof want, "FAT%u ", c->bits);
 	CHECK(strncmp(m.p.reason, want, strlen(want)) == 0);
 	CHECK(build_clone(img, &m, clone) == 0);
-	CHECK(run("fsck.vfat -n %s >/dev/null", clone) == 0);
+	CHECK(test_run("fsck.vfat -n %s >/dev/null", clone) == 0);
 	/* Everything but the free clusters fsck counts is mapped (plus the partition tail). */
 	struct fsck_info fi;
 	CHECK(fsck_info(clone, &fi));
 	CHECK_EQ_U64(fi.bits, c->bits);
 	CHECK_EQ_U64(m.p.used_bytes, size - (fi.total - fi.used) * fi.cluster_bytes);
-	run("rm -rf %s && mkdir %s", out, out);
-	CHECK(run("mcopy -i %s -s '::*' %s/", clone, out) == 0);
-	CHECK(run("diff -r %s %s", tree, out) == 0);
+	test_run("rm -rf %s && mkdir %s", out, out);
+	CHECK(test_run("mcopy -i %s -s '::*' %s/", clone, out) == 0);
+	CHECK(test_run("diff -r %s %s", tree, out) == 0);
 	CHECK(file_contains(img, start, size, MARKER));
 	CHECK(!file_contains(clone, 0, size, MARKER));
 	extmap_release(&m.map);
 	unlink(clone);
-	run("rm -rf %s", out);
+	test_run("rm -rf %s", out);
 	free(clone);
 	free(out);
 }
@@ -280,8 +227,8 @@ static void test_offset(const char *tree)
 {
 	const struct fat_case c = { "-F 16", 20 * MIB, 2 * MIB, 16 };
 	char *disk = xasprintf("%s/disk.img", dir);
-	CHECK(write_random_file(disk, 32 * MIB, 99) == 0);
-	CHECK(run("echo 'start=2048, size=49152, type=6' | sfdisk -q %s >/dev/null", disk) == 0);
+	CHECK(test_write_random_file(disk, 32 * MIB, 99) == 0);
+	CHECK(test_run("echo 'start=2048, size=49152, type=6' | sfdisk -q %s >/dev/null", disk) == 0);
 	CHECK(make_fat(&c, disk, MIB, tree) == 0);
 	struct mapped m = map_with(&fs_fat, disk, MIB, 24 * MIB, "vfat");
 	CHECK(m.r == FS_MAPPED);
@@ -386,10 +333,10 @@ static void test_swap(void)
 {
 	char *img = xasprintf("%s/swap.img", dir), *clone = xasprintf("%s/swapclone.img", dir);
 	const char *uuid = "0b3e7f5c-8a61-4d2b-9b1e-2f4c6d8e0a13";
-	CHECK(write_random_file(img, 16 * MIB, 5) == 0);
+	CHECK(test_write_random_file(img, 16 * MIB, 5) == 0);
 	chmod(img, 0600);
-	CHECK(run("mkswap -L cc-swap -U %s %s >/dev/null", uuid, img) == 0);
-	CHECK(run("truncate -s %llu %s", 16 * MIB + 8192, img) == 0);  /* partition 2 pages longer */
+	CHECK(test_run("mkswap -L cc-swap -U %s %s >/dev/null", uuid, img) == 0);
+	CHECK(test_run("truncate -s %llu %s", 16 * MIB + 8192, img) == 0);  /* partition 2 pages longer */
 	struct mapped m = map_with(&fs_swap, img, 0, 16 * MIB + 8192, "swap");
 	printf("swap: %s, used %" PRIu64 "\n", m.p.reason, m.p.used_bytes);
 	CHECK(m.r == FS_MAPPED && m.p.method == COPY_HEADER && m.p.state == FS_STATE_CLEAN);
@@ -439,7 +386,7 @@ int main(void)
 	CHECK(fs_find("vfat") == &fs_fat && fs_find("msdos") == &fs_fat);
 	CHECK(fs_find("swap") == &fs_swap && fs_find("swsuspend") == &fs_swap);
 	CHECK(fs_find("ntfs") == &fs_ntfs && fs_find("exfat") == NULL && fs_find("") == NULL);
-	run("rm -rf %s", dir);
+	test_run("rm -rf %s", dir);
 	free(tree);
 	return test_summary();
 }

@@ -20,19 +20,6 @@ static const char *ext_name(const struct partition *p)
 	return p->fs[0] ? p->fs : "ext";
 }
 
-static int ext_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int ext_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
-	va_end(ap);
-	p->state = st;
-	return FS_FALLBACK;
-}
-
 /* Add [off, off+len) of the partition to out; returns the bytes added. */
 static uint64_t ext_add(const struct partition *p, struct extmap *out, uint64_t off, uint64_t len)
 {
@@ -50,14 +37,14 @@ static uint64_t ext_add(const struct partition *p, struct extmap *out, uint64_t 
 static int ext_check_state(ext2_filsys fs, struct partition *p)
 {
 	if (ext2fs_has_feature_journal_needs_recovery(fs->super))
-		return ext_fallback(p, FS_STATE_DIRTY, "%s journal needs recovery: copied whole; "
+		return fs_fallback(p, FS_STATE_DIRTY, "%s journal needs recovery: copied whole; "
 				    "run 'e2fsck' on the source (or mount it once) to map used blocks only",
 				    ext_name(p));
 	if (fs->super->s_state & EXT2_ERROR_FS)
-		return ext_fallback(p, FS_STATE_DIRTY, "%s marked with errors: copied whole; "
+		return fs_fallback(p, FS_STATE_DIRTY, "%s marked with errors: copied whole; "
 				    "run 'e2fsck -f' on the source to map used blocks only", ext_name(p));
 	if (!(fs->super->s_state & EXT2_VALID_FS))
-		return ext_fallback(p, FS_STATE_DIRTY, "%s not cleanly unmounted: copied whole; "
+		return fs_fallback(p, FS_STATE_DIRTY, "%s not cleanly unmounted: copied whole; "
 				    "run 'e2fsck' on the source to map used blocks only", ext_name(p));
 	return 0;
 }
@@ -108,10 +95,10 @@ static int ext_map_open(ext2_filsys fs, struct partition *p, struct extmap *out)
 
 	if (blocks == 0 || blocks <= fs->super->s_first_data_block ||
 	    __builtin_mul_overflow(blocks, bs, &fs_size))
-		return ext_fallback(p, FS_STATE_DAMAGED, "%s superblock block count %llu invalid: copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "%s superblock block count %llu invalid: copied whole",
 				    ext_name(p), (unsigned long long)blocks);
 	if (fs_size > p->size)
-		return ext_fallback(p, FS_STATE_DAMAGED, "%s spans %" PRIu64 " bytes, more than its %"
+		return fs_fallback(p, FS_STATE_DAMAGED, "%s spans %" PRIu64 " bytes, more than its %"
 				    PRIu64 "-byte partition: copied whole", ext_name(p), fs_size, p->size);
 	int r = ext_check_state(fs, p);
 	if (r)
@@ -121,7 +108,7 @@ static int ext_map_open(ext2_filsys fs, struct partition *p, struct extmap *out)
 		return error("read %s block bitmaps of partition %u on '%s': %s", ext_name(p), p->number,
 			     fs->device_name, error_message(err));
 	if (err)
-		return ext_fallback(p, FS_STATE_DAMAGED, "%s block bitmaps unreadable (%s): copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "%s block bitmaps unreadable (%s): copied whole",
 				    ext_name(p), error_message(err));
 
 	/* Before s_first_data_block (1 KiB blocks: block 0, the boot sector) no bitmap bit
@@ -132,7 +119,7 @@ static int ext_map_open(ext2_filsys fs, struct partition *p, struct extmap *out)
 		return error("scan %s block bitmaps of partition %u on '%s': %s", ext_name(p), p->number,
 			     fs->device_name, error_message(err));
 	if (err)
-		return ext_fallback(p, FS_STATE_DAMAGED, "%s block bitmap scan failed (%s): copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "%s block bitmap scan failed (%s): copied whole",
 				    ext_name(p), error_message(err));
 	used += ext_add(p, out, fs_size, p->size - fs_size);  /* partition tail */
 
@@ -161,7 +148,7 @@ static int ext_map(struct source *s, struct partition *p, struct extmap *out)
 		if (err == EIO)
 			return error("read %s superblock of partition %u on '%s': %s", ext_name(p), p->number,
 				     s->path, error_message(err));
-		return ext_fallback(p, FS_STATE_DAMAGED, "%s could not be opened (%s): copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "%s could not be opened (%s): copied whole",
 				    ext_name(p), error_message(err));
 	}
 	int r = ext_map_open(fs, p, out);

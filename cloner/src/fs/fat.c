@@ -28,19 +28,6 @@ struct fat_geom {
 	bool dirty;           /* boot sector "volume dirty" flag set */
 };
 
-static int fat_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fat_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
-	va_end(ap);
-	p->state = st;
-	return FS_FALLBACK;
-}
-
 static bool is_pow2(uint32_t v)
 {
 	return v && !(v & (v - 1));
@@ -201,7 +188,7 @@ static int fat_map_clusters(struct source *s, const struct partition *p, const s
  * does not show yet. */
 static int fat_dirty(struct partition *p, const struct fat_geom *g)
 {
-	return fat_fallback(p, FS_STATE_DIRTY, "FAT%u volume not cleanly unmounted: copied whole; "
+	return fs_fallback(p, FS_STATE_DIRTY, "FAT%u volume not cleanly unmounted: copied whole; "
 			    "run 'fsck.vfat' on the source to map used clusters only", g->bits);
 }
 
@@ -211,12 +198,12 @@ static int fat_map(struct source *s, struct partition *p, struct extmap *out)
 	struct fat_geom g;
 
 	if (p->size < sizeof bs)
-		return fat_fallback(p, FS_STATE_DAMAGED, "FAT partition smaller than a boot sector: copied whole");
+		return fs_fallback(p, FS_STATE_DAMAGED, "FAT partition smaller than a boot sector: copied whole");
 	if (source_pread(s, bs, p->start, sizeof bs) < 0)
 		return error("read FAT boot sector of partition %u on '%s': %m", p->number, s->path);
 	const char *why = fat_parse(bs, p->size, &g);
 	if (why)
-		return fat_fallback(p, FS_STATE_DAMAGED, "FAT boot sector invalid (%s): copied whole", why);
+		return fs_fallback(p, FS_STATE_DAMAGED, "FAT boot sector invalid (%s): copied whole", why);
 
 	if (g.dirty)
 		return fat_dirty(p, &g);

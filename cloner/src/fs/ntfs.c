@@ -242,17 +242,6 @@ static const char *ntfs_log_reason(const char *fallback)
 
 /* ---- outcomes ---- */
 
-__attribute__((format(printf, 3, 4)))
-static int ntfs_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->reason, sizeof p->reason, fmt, ap);
-	va_end(ap);
-	p->state = st;
-	return FS_FALLBACK;
-}
-
 static int ntfs_io_error(const struct source *s, const struct partition *p, int err)
 {
 	errno = err;
@@ -322,7 +311,7 @@ static int ntfs_check_boot(struct source *s, struct partition *p)
 		bad = "NTFS boot sector past the end of the disk";
 	else
 		return ntfs_io_error(s, p, errno);
-	return bad ? ntfs_fallback(p, FS_STATE_DAMAGED, "%s: copied whole", bad) : 0;
+	return bad ? fs_fallback(p, FS_STATE_DAMAGED, "%s: copied whole", bad) : 0;
 }
 
 /* ---- volume state ---- */
@@ -376,19 +365,19 @@ static int ntfs_check_state(ntfs_volume *vol, struct partition *p)
 {
 	int h = ntfs_hibernated(vol);
 	if (h < 0)
-		return ntfs_fallback(p, FS_STATE_DAMAGED, "cannot read NTFS hiberfil.sys (%s): copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "cannot read NTFS hiberfil.sys (%s): copied whole",
 				     ntfs_log_reason(strerror(errno)));
 	if (h)
-		return ntfs_fallback(p, FS_STATE_HIBERNATED,
+		return fs_fallback(p, FS_STATE_HIBERNATED,
 				     "Windows is hibernated or used Fast Startup: copied whole; boot Windows and "
 				     "shut down fully (shutdown /s /t 0, or disable Fast Startup) for a used-blocks copy");
 	if (vol->flags & VOLUME_IS_DIRTY)
-		return ntfs_fallback(p, FS_STATE_DIRTY,
+		return fs_fallback(p, FS_STATE_DIRTY,
 				     "NTFS marked dirty (Windows did not shut down cleanly): copied whole; "
 				     "run chkdsk after migration");
 	int lc = ntfs_logfile_clean(vol);
 	if (lc <= 0)
-		return ntfs_fallback(p, FS_STATE_DIRTY,
+		return fs_fallback(p, FS_STATE_DIRTY,
 				     "NTFS journal ($LogFile) %s: copied whole; run chkdsk after migration",
 				     lc < 0 ? "unreadable" : "holds unapplied changes");
 	return FS_MAPPED;
@@ -437,7 +426,7 @@ static int ntfs_map_bitmap(ntfs_volume *vol, struct ntfs_win *win, struct partit
 	ntfs_attr *na = vol->lcnbmp_na;
 	/* Bits past nr_clusters (Windows 10/11 sets some) are never read. */
 	if (!na || na->data_size < 0 || (uint64_t)na->data_size < nbytes)
-		return ntfs_fallback(p, FS_STATE_DAMAGED, "NTFS $Bitmap shorter than the volume: copied whole");
+		return fs_fallback(p, FS_STATE_DAMAGED, "NTFS $Bitmap shorter than the volume: copied whole");
 	CLEANUP_FREE uint8_t *buf = xmalloc(NTFS_BITMAP_PIECE);
 	struct ntfs_runs r = { .m = m, .bits = vol->cluster_size_bits };
 	for (uint64_t off = 0; off < nbytes; off += NTFS_BITMAP_PIECE) {
@@ -445,7 +434,7 @@ static int ntfs_map_bitmap(ntfs_volume *vol, struct ntfs_win *win, struct partit
 		if (ntfs_attr_pread(na, (s64)off, (s64)n, buf) != (s64)n) {
 			if (win->io_errno)
 				return ntfs_io_error(win->s, p, win->io_errno);
-			return ntfs_fallback(p, FS_STATE_DAMAGED, "cannot read NTFS $Bitmap (%s): copied whole",
+			return fs_fallback(p, FS_STATE_DAMAGED, "cannot read NTFS $Bitmap (%s): copied whole",
 					     ntfs_log_reason("short read"));
 		}
 		if (off + n == nbytes && clusters % 8)
@@ -469,7 +458,7 @@ static int ntfs_map_volume(ntfs_volume *vol, struct ntfs_win *win, struct partit
 	uint64_t nr = vol->nr_clusters > 0 ? (uint64_t)vol->nr_clusters : 0;
 	uint64_t fs_size = nr << vol->cluster_size_bits;
 	if (!nr || fs_size >> vol->cluster_size_bits != nr || fs_size > p->size)
-		return ntfs_fallback(p, FS_STATE_DAMAGED, "NTFS volume larger than its partition: copied whole");
+		return fs_fallback(p, FS_STATE_DAMAGED, "NTFS volume larger than its partition: copied whole");
 	p->fs_size = fs_size;
 	int r = ntfs_check_state(vol, p);
 	if (r == FS_MAPPED)
@@ -511,7 +500,7 @@ static int ntfs_map(struct source *s, struct partition *p, struct extmap *out)
 		ntfs_log_stop();
 		if (win.io_errno)
 			return ntfs_io_error(s, p, win.io_errno);
-		return ntfs_fallback(p, FS_STATE_DAMAGED, "cannot open NTFS (%s): copied whole",
+		return fs_fallback(p, FS_STATE_DAMAGED, "cannot open NTFS (%s): copied whole",
 				     ntfs_log_reason(strerror(err)));
 	}
 	struct extmap m;

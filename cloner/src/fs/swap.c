@@ -49,17 +49,11 @@ static int swap_map(struct source *s, struct partition *p, struct extmap *out)
 	if (source_pread(s, buf, p->start, have) < 0)
 		return error("read swap header of partition %u on '%s': %m", p->number, s->path);
 	const struct swap_sig *sig = swap_find_sig(buf, have, &page);
-	if (!sig) {
-		p->state = FS_STATE_DAMAGED;
-		snprintf(p->reason, sizeof p->reason, "swap signature not found: copied whole");
-		return FS_FALLBACK;
-	}
-	if (sig->hibernated) {
-		p->state = FS_STATE_HIBERNATED;
-		snprintf(p->reason, sizeof p->reason,
-			 "swap holds a Linux hibernation image: copied whole (resume image inside)");
-		return FS_FALLBACK;
-	}
+	if (!sig)
+		return fs_fallback(p, FS_STATE_DAMAGED, "swap signature not found: copied whole");
+	if (sig->hibernated)
+		return fs_fallback(p, FS_STATE_HIBERNATED,
+				   "swap holds a Linux hibernation image: copied whole (resume image inside)");
 	/* last_page follows the 1024 boot bytes and the version (linux/swap.h swap_header). */
 	uint64_t area = ((uint64_t)get_le32(buf + 1028) + 1) * page;
 	extmap_add(out, p->start, page);
