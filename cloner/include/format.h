@@ -90,6 +90,9 @@ void fmt_block_iter_init(struct fmt_block_iter *it, const struct extmap *map, ui
 bool fmt_block_iter_next(struct fmt_block_iter *it, uint64_t *off);
 /* Number of mapped 64 KiB blocks. */
 uint64_t fmt_count_blocks(const struct extmap *map, uint64_t vsize);
+/* Emit the chunk's blocks at the sink's current position: non-zero blocks as data,
+ * everything else as zeros (holes on a file). For formats that store data flat. */
+int fmt_write_chunk_blocks(struct sink *s, const struct chunk *c);
 /* Mask of mapped blocks for the chunk at off (what the reader will set in c->mapped). */
 uint32_t fmt_chunk_mapped_mask(const struct extmap *map, uint64_t off, uint32_t len);
 

@@ -18,14 +18,7 @@ static int raw_write(struct fmt_writer *w, const struct chunk *c)
 	struct sink *s = w->sink;
 	if (c->off > s->pos && sink_zero(s, c->off - s->pos) < 0)
 		return -1;
-	for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++) {
-		uint32_t n = chunk_block_len(c, i);
-		int r = (c->nonzero & (1u << i)) ? sink_write(s, c->data + (size_t)i * BLOCK_SIZE, n)
-						  : sink_zero(s, n);
-		if (r < 0)
-			return -1;
-	}
-	return 0;
+	return fmt_write_chunk_blocks(s, c);
 }
 
 static int raw_finish(struct fmt_writer *w)

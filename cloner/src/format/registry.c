@@ -78,3 +78,15 @@ uint32_t fmt_chunk_mapped_mask(const struct extmap *map, uint64_t off, uint32_t 
 	}
 	return mask;
 }
+
+int fmt_write_chunk_blocks(struct sink *s, const struct chunk *c)
+{
+	for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++) {
+		uint32_t n = chunk_block_len(c, i);
+		int r = (c->nonzero & (1u << i)) ? sink_write(s, c->data + (size_t)i * BLOCK_SIZE, n)
+						  : sink_zero(s, n);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}

@@ -149,20 +149,6 @@ static int vhd_zero_to(struct sink *s, uint64_t to)
 	return to > s->pos ? sink_zero(s, to - s->pos) : 0;
 }
 
-/* The chunk's non-zero 64 KiB blocks as data, everything else as holes, starting at
- * the sink's current position (the chunk's place in the image). */
-static int vhd_write_chunk_data(struct sink *s, const struct chunk *c)
-{
-	for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++) {
-		uint32_t n = chunk_block_len(c, i);
-		int r = (c->nonzero & (1u << i)) ? sink_write(s, c->data + (size_t)i * BLOCK_SIZE, n)
-						  : sink_zero(s, n);
-		if (r < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static void vhd_free(struct fmt_writer *w)
 {
 	free(w->priv);
@@ -187,7 +173,7 @@ static int vhd_fixed_write(struct fmt_writer *w, const struct chunk *c)
 {
 	if (vhd_zero_to(w->sink, c->off) < 0)
 		return -1;
-	return vhd_write_chunk_data(w->sink, c);
+	return fmt_write_chunk_blocks(w->sink, c);
 }
 
 static int vhd_fixed_finish(struct fmt_writer *w)
@@ -319,7 +305,7 @@ static int vhd_dyn_write(struct fmt_writer *w, const struct chunk *c)
 	}
 	if (vhd_zero_to(w->sink, v->cur_end - VHD_BLOCK + (c->off - b * VHD_BLOCK)) < 0)
 		return -1;
-	return vhd_write_chunk_data(w->sink, c);
+	return fmt_write_chunk_blocks(w->sink, c);
 }
 
 static int vhd_dyn_finish(struct fmt_writer *w)
