@@ -1,5 +1,5 @@
-# coldclone - top-level build. `make` builds the static cloner (and, once image-build/
-# exists, the live image); `make test` runs everything CI runs; `make bench` the benchmark.
+# coldclone - top-level build. `make` builds the static cloner and the live image;
+# `make test` runs everything CI runs; `make bench` the benchmark.
 # Static link notes (../shared/FIELD-NOTES.md): Debian ships .a archives for every library
 # we use; the cloner links no libcurl yet, so the group below is complete.
 
@@ -63,14 +63,14 @@ ASAN_CMD = $(patsubst %.c,$(BUILD)/asan/%.o,$(CMD_SRCS))
 ASAN_TEST_HELPERS = $(patsubst %.c,$(BUILD)/asan/%.o,$(TEST_HELPER_SRCS))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-.PHONY: all cloner asan unit test bench clean deps
-all: cloner
+.PHONY: all cloner image asan unit test bench clean deps
+all: cloner image
 
 # Install the Debian packages the build and the tests need (run as root, once).
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$$(grep -v '^#' .ci/packages.txt)
+		$$(cat .ci/packages.txt image-build/packages.txt | grep -v '^#')
 
 cloner: $(BUILD)/coldclone
 
@@ -86,6 +86,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The live image (ISO, PXE bundle) around the static cloner: image-build/build.sh.
+image: $(BUILD)/image/coldclone.iso
+
+$(BUILD)/image/coldclone.iso: $(BUILD)/coldclone image-build/build.sh rootfs/init \
+		rootfs/usr/share/udhcpc/default.script $(wildcard drivers/*.ko)
+	bash image-build/build.sh $(BUILD)/image $(BUILD)/coldclone
 
 # Sanitizer build: the same code, dynamic (ASan cannot be static).
 asan: $(BUILD)/asan/coldclone $(patsubst %,$(BUILD)/asan/tests/%,$(UNIT_TESTS))

@@ -15,8 +15,8 @@ CLONER=$(realpath "$2")
 [ -x "$CLONER" ] || { echo "build.sh: cloner '$2' is not an executable: run make cloner first" >&2; exit 2; }
 CACHE=$OUT/cache
 WORK=$OUT/work
-DATA_MB=${COLDCLONE_DATA_MB:-24}       # size of the writable COLDCLONE partition
-ZSTD_LEVEL=${COLDCLONE_ZSTD_LEVEL:-3}
+DATA_MB=${COLDCLONE_DATA_MB:-16}       # size of the writable COLDCLONE partition
+ZSTD_LEVEL=${COLDCLONE_ZSTD_LEVEL:-9}
 mkdir -p "$CACHE/debs"
 
 log() { printf '  %-8s %s\n' "$1" "$2"; }
@@ -74,7 +74,15 @@ ROOTFS=$WORK/rootfs
 mkdir -p "$ROOTFS"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,run,tmp,etc,root,media/coldclone,lib/firmware,lib/modules,usr/lib/coldclone/drivers}
 cp "$CACHE/busybox/bin/busybox" "$ROOTFS/bin/busybox"
 for applet in $("$ROOTFS/bin/busybox" --list-full); do
-	[ -e "$ROOTFS/$applet" ] || ln -s /bin/busybox "$ROOTFS/$applet"
+	[ -e "$ROOTFS/$applet" ] || [ -L "$ROOTFS/$applet" ] || ln -s /bin/busybox "$ROOTFS/$applet"
+done
+# --list-full omits a few applets that --list names (blkid): those go to the image's /bin.
+for applet in $("$ROOTFS/bin/busybox" --list); do
+	found=no
+	for d in bin sbin usr/bin usr/sbin; do
+		[ -L "$ROOTFS/$d/$applet" ] || [ -e "$ROOTFS/$d/$applet" ] && found=yes
+	done
+	[ $found = yes ] || ln -s /bin/busybox "$ROOTFS/bin/$applet"
 done
 install -m 0755 "$CLONER" "$ROOTFS/usr/bin/coldclone"
 cp -a "$REPO/rootfs/." "$ROOTFS/"
@@ -90,7 +98,7 @@ MODULES=(
 	sata_svw sata_qstor sata_sis sata_uli sata_vsc sata_mv
 	mptsas mptspi mpt3sas megaraid_sas megaraid_mbox hpsa smartpqi aacraid 3w-9xxx 3w-sas
 	nvme usb-storage uas virtio_blk virtio_scsi virtio_pci vmw_pvscsi hv_storvsc hv_vmbus
-	xen-blkfront sd_mod sr_mod isofs vfat nls_cp437 nls_iso8859-1 nls_utf8 loop
+	xen-blkfront sd_mod sr_mod isofs vfat nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii loop
 	xhci_pci ehci_pci ohci_pci uhci_hcd usbhid hid_generic
 	e1000 e1000e igb ixgbe i40e tg3 bnx2 bnx2x be2net r8169 vmxnet3 virtio_net hv_netvsc
 	xen-netfront mlx4_en mlx5_core
