@@ -70,7 +70,7 @@ all: cloner image
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$$(cat .ci/packages.txt image-build/packages.txt | grep -v '^#')
+		$$(cat .ci/packages.txt image-build/packages.txt tests/bench-packages.txt | grep -v '^#')
 
 cloner: $(BUILD)/coldclone
 

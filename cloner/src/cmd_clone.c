@@ -28,6 +28,7 @@ struct clone_opts {
 	uint64_t max_unreadable;   /* sectors; UINT64_MAX = no limit */
 	uint32_t sector_size;      /* 0 = detect */
 	unsigned workers;
+	int compress_level;        /* vmdk-stream deflate level; 0 = default */
 };
 
 struct clone_job {
@@ -53,13 +54,14 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 		{ "progress", required_argument, NULL, 'p' }, { "force", no_argument, NULL, 'F' },
 		{ "max-unreadable", required_argument, NULL, 'm' }, { "sector-size", required_argument, NULL, 'S' },
 		{ "workers", required_argument, NULL, 'w' }, { "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ "compress-level", required_argument, NULL, 'c' }, { 0 },
 	};
 	uint64_t v;
 	int c;
 	*o = (struct clone_opts){ .progress = PROGRESS_PLAIN, .max_unreadable = UINT64_MAX };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:o:f:ap:Fm:S:w:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:o:f:ap:Fm:S:w:qvhc:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->source = optarg; break;
 		case 'o': o->output = optarg; break;
@@ -81,6 +83,11 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 			if (parse_u64(optarg, &v) < 0 || (v != 512 && v != 4096))
 				return error("--sector-size takes 512 or 4096, not '%s'", optarg);
 			o->sector_size = (uint32_t)v;
+			break;
+		case 'c':
+			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 12)
+				return error("--compress-level takes 1 (fastest) to 12 (smallest), not '%s'", optarg);
+			o->compress_level = (int)v;
 			break;
 		case 'w':
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 64)
@@ -139,6 +146,8 @@ static int prepare(struct clone_job *j)
 	progress_init(&j->prog, j->o.progress, j->o.source);
 	if (choose_format(j) < 0)
 		return EXIT_USAGE;
+	if (j->o.compress_level)
+		vmdk_set_compression_level(j->o.compress_level);
 	if (source_open(&j->src, j->o.source, j->o.sector_size) < 0)
 		return EXIT_SOURCE;
 	if (j->o.max_unreadable != UINT64_MAX)

@@ -50,6 +50,7 @@ static const char help_clone[] =
 	"  --force               replace an existing image\n"
 	"  --sector-size N       sector size of an image-file source (512 or 4096)\n"
 	"  --workers N           worker threads (default: one per CPU)\n"
+	"  --compress-level N    vmdk-stream deflate level 1 (fastest, default) to 12 (smallest)\n"
 	"  --quiet, --verbose\n"
 	"\n"
 	"The image is written as FILE.partial and renamed to FILE only after FILE.manifest.json\n"

@@ -342,7 +342,7 @@ int main(void)
 	check_format(&fmt_vmdk_stream, "streamOptimized", &d, 512, raw);
 	check_format(&fmt_vmdk, "monolithicSparse", &d, 512, raw);
 	check_format(&fmt_vmdk_stream, "streamOptimized", &d, 4096, raw);  /* any lsec: same bytes */
-	vmdk_set_compression_level(1);
+	vmdk_set_compression_level(9);
 	check_format(&fmt_vmdk_stream, "streamOptimized", &d, 512, raw);
 	vmdk_set_compression_level(6);
 	check_threads(&d);

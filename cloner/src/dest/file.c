@@ -19,7 +19,12 @@ struct file_dest {
 	char *path;       /* final name */
 	char *tmp;        /* PATH.partial */
 	uint64_t off;     /* current write offset */
+	uint64_t flushed; /* writeback started up to here */
 };
+
+/* Start writeback every so often so the final fsync is short and dirty pages do not
+ * pile up in the small RAM of the live image. */
+#define FILE_WRITEBACK_STEP (64u << 20)
 
 static int file_write(struct sink *s, const void *buf, size_t len)
 {
@@ -28,6 +33,10 @@ static int file_write(struct sink *s, const void *buf, size_t len)
 		return error("write '%s' at offset %llu: %m%s", f->tmp, (unsigned long long)f->off,
 			     errno == ENOSPC ? " (destination is full: free space or choose another destination)" : "");
 	f->off += len;
+	if (f->off - f->flushed >= FILE_WRITEBACK_STEP) {
+		sync_file_range(f->fd, (off_t)f->flushed, (off_t)(f->off - f->flushed), SYNC_FILE_RANGE_WRITE);
+		f->flushed = f->off;
+	}
 	return 0;
 }
 
