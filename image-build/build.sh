@@ -98,7 +98,7 @@ MODULES=(
 	sata_svw sata_qstor sata_sis sata_uli sata_vsc sata_mv
 	mptsas mptspi mpt3sas megaraid_sas megaraid_mbox hpsa smartpqi aacraid 3w-9xxx 3w-sas
 	nvme usb-storage uas virtio_blk virtio_scsi virtio_pci vmw_pvscsi hv_storvsc hv_vmbus
-	xen-blkfront sd_mod sr_mod isofs vfat nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii loop
+	xen-blkfront sd_mod sr_mod isofs vfat ext4 nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii loop
 	xhci_pci ehci_pci ohci_pci uhci_hcd usbhid hid_generic
 	e1000 e1000e igb ixgbe i40e tg3 bnx2 bnx2x be2net r8169 vmxnet3 virtio_net hv_netvsc
 	xen-netfront mlx4_en mlx5_core
