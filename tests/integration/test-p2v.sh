@@ -187,6 +187,31 @@ else
 	t_skip "GPT/UEFI server" "the fixture built no gpt-uefi-server.img"
 fi
 
+# Bad sectors on the source, through QEMU's blkdebug: the guest kernel gets real EIO for
+# the page holding sector 2056 (inside the ext4 partition's metadata, so always read). The
+# clone completes with exit 6 and the manifest lists exactly that 4 KiB page.
+cat > "$T_TMP/bad.conf" <<'R'
+[inject-error]
+event = "read_aio"
+errno = "5"
+sector = "2056"
+once = "off"
+R
+make_target "$T_TMP/bad-target.img" vfat 160
+run_vm badsect bios "COLDCLONE-RESULT" -kernel "$IMG/vmlinuz" -initrd "$INITRD" \
+	-append "console=ttyS0,115200 coldclone.target=CCTARGET coldclone.run=\"clone --source /dev/vda --output /media/target/bad.qcow2 --progress plain\"" \
+	-drive "id=src,if=none,format=raw,file=blkdebug:$T_TMP/bad.conf:$FX/mbr-server.img,snapshot=on" \
+	-device virtio-blk-pci,drive=src,serial=LEGACY1 \
+	$(disk_args ahci tgt "$T_TMP/bad-target.img" TARGET1)
+if expect badsect "bad sectors: clone completes with exit 6" "COLDCLONE-RESULT: fail rc=6" &&
+	fetch "$T_TMP/bad-target.img" vfat bad.qcow2.manifest.json "$T_TMP/bad.json"; then
+	got=$(jq -c '[.unreadable[] | [.start, .length]]' "$T_TMP/bad.json")
+	[ "$got" = "[[$((2056 * 512)),4096]]" ] && t_pass "bad sectors: manifest lists exactly the injected page" \
+		|| t_fail "bad sectors: manifest lists exactly the injected page" "got $got"
+	expect badsect "bad sectors: named on the console" "bad sector"
+fi
+rm -f "$T_TMP/bad-target.img"
+
 # A target label that is not there: a clear line, and no clone into the live system's RAM.
 run_vm no-target bios "COLDCLONE-RESULT" -kernel "$IMG/vmlinuz" -initrd "$INITRD" \
 	-append "console=ttyS0,115200 coldclone.target=NOSUCHDISK coldclone.run=\"clone --source /dev/vda --output /media/target/x.qcow2\"" \
