@@ -98,43 +98,6 @@ static struct mapped map_partition(const char *img, uint64_t start, uint64_t siz
 	return m;
 }
 
-/* Write the partition as the clone would see it: zero except the mapped ranges. */
-static int build_clone(const char *img, const struct mapped *m, const char *clone)
-{
-	int in = open(img, O_RDONLY), out = open(clone, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	uint8_t *buf = xmalloc(MIB);
-	int r = in < 0 || out < 0 || ftruncate(out, (off_t)m->p.size) < 0 ? -1 : 0;
-	for (size_t i = 0; r == 0 && i < m->map.n; i++) {
-		const struct extent *e = &m->map.v[i];
-		for (uint64_t o = 0; r == 0 && o < e->len; o += MIB) {
-			size_t n = (size_t)MIN(MIB, e->len - o);
-			r = pread_full(in, buf, n, e->start + o);
-			if (r == 0)
-				r = pwrite_full(out, buf, n, e->start + o - m->p.start);
-		}
-	}
-	free(buf);
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return r;
-}
-
-/* Does [off, off+len) of path contain needle / any non-zero byte? */
-static bool file_contains(const char *path, uint64_t off, uint64_t len, const char *needle)
-{
-	int fd = open(path, O_RDONLY);
-	uint8_t *buf = xmalloc(len);
-	bool hit = false;
-	if (fd >= 0 && pread_full(fd, buf, len, off) == 0)
-		hit = needle ? memmem(buf, len, needle, strlen(needle)) != NULL : !buf_is_zero(buf, len);
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return hit;
-}
-
 struct ext_case {
 	const char *name;
 	const char *mkfs;   /* command, then options */
@@ -212,19 +175,19 @@ static void check_mapped(const char *what, const char *img, uint64_t start, uint
 	for (size_t i = 0; i < m.map.n; i++)
 		misaligned += (m.map.v[i].start - start) % cluster != 0 || m.map.v[i].len % 512 != 0;
 	CHECK_EQ_U64(misaligned, 0);
-	CHECK(build_clone(img, &m, clone) == 0);
+	CHECK(test_build_clone(img, &m.map, m.p.start, m.p.size, clone) == 0);
 	CHECK(test_run("e2fsck -fn %s >/dev/null 2>&1", clone) == 0);
 	test_run("rm -rf %s && mkdir %s", out, out);
 	CHECK(test_run("debugfs -R 'rdump / %s' %s >/dev/null 2>&1", out, clone) == 0);
 	CHECK(test_run("diff -r -x lost+found %s %s", tree, out) == 0);
 	CHECK(test_run("cmp -s %s/big.bin %s/big.bin", tree, out) == 0);
 	/* The deleted file's data is in the source but not in the clone. */
-	CHECK(file_contains(img, start, size, MARKER));
-	CHECK(!file_contains(clone, 0, size, MARKER));
+	CHECK(test_file_contains(img, start, size, MARKER));
+	CHECK(!test_file_contains(clone, 0, size, MARKER));
 	/* The largest free range: dirty (random) in the source, zero in the clone. */
 	CHECK(dumpe2fs_free_range(fsimg, &a, &b) && b > a);
-	CHECK(file_contains(img, start + a * bs, (b - a + 1) * bs, NULL));
-	CHECK(!file_contains(clone, a * bs, (b - a + 1) * bs, NULL));
+	CHECK(test_file_contains(img, start + a * bs, (b - a + 1) * bs, NULL));
+	CHECK(!test_file_contains(clone, a * bs, (b - a + 1) * bs, NULL));
 	/* The partition tail past the filesystem is copied as is. */
 	if (size > fs_bytes)
 		CHECK(test_run("cmp -s -i %" PRIu64 ":%" PRIu64 " -n %" PRIu64 " %s %s", start + fs_bytes, fs_bytes,

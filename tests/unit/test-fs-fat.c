@@ -58,42 +58,6 @@ static struct mapped map_with(const struct fs_ops *ops, const char *img, uint64_
 	return m;
 }
 
-/* Write the partition as the clone would see it: zero except the mapped ranges. */
-static int build_clone(const char *img, const struct mapped *m, const char *clone)
-{
-	int in = open(img, O_RDONLY), out = open(clone, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	uint8_t *buf = xmalloc(MIB);
-	int r = in < 0 || out < 0 || ftruncate(out, (off_t)m->p.size) < 0 ? -1 : 0;
-	for (size_t i = 0; r == 0 && i < m->map.n; i++) {
-		const struct extent *e = &m->map.v[i];
-		for (uint64_t o = 0; r == 0 && o < e->len; o += MIB) {
-			size_t n = (size_t)MIN(MIB, e->len - o);
-			r = pread_full(in, buf, n, e->start + o);
-			if (r == 0)
-				r = pwrite_full(out, buf, n, e->start + o - m->p.start);
-		}
-	}
-	free(buf);
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return r;
-}
-
-static bool file_contains(const char *path, uint64_t off, uint64_t len, const char *needle)
-{
-	int fd = open(path, O_RDONLY);
-	uint8_t *buf = xmalloc(len);
-	bool hit = false;
-	if (fd >= 0 && pread_full(fd, buf, len, off) == 0)
-		hit = memmem(buf, len, needle, strlen(needle)) != NULL;
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return hit;
-}
-
 /* From `fsck.vfat -n -v`: "N files, used/total clusters", bytes per cluster, FAT entry bits. */
 struct fsck_info {
 	uint64_t used, total, cluster_bytes;
@@ -189,7 +153,7 @@ static void check_fat(const struct fat_case *c, const char *img, uint64_t start,
 	char want[16];
 	snprintf(want, sizeof want, "FAT%u ", c->bits);
 	CHECK(strncmp(m.p.reason, want, strlen(want)) == 0);
-	CHECK(build_clone(img, &m, clone) == 0);
+	CHECK(test_build_clone(img, &m.map, m.p.start, m.p.size, clone) == 0);
 	CHECK(test_run("fsck.vfat -n %s >/dev/null", clone) == 0);
 	/* Everything but the free clusters fsck counts is mapped (plus the partition tail). */
 	struct fsck_info fi;
@@ -199,8 +163,8 @@ static void check_fat(const struct fat_case *c, const char *img, uint64_t start,
 	test_run("rm -rf %s && mkdir %s", out, out);
 	CHECK(test_run("mcopy -i %s -s '::*' %s/", clone, out) == 0);
 	CHECK(test_run("diff -r %s %s", tree, out) == 0);
-	CHECK(file_contains(img, start, size, MARKER));
-	CHECK(!file_contains(clone, 0, size, MARKER));
+	CHECK(test_file_contains(img, start, size, MARKER));
+	CHECK(!test_file_contains(clone, 0, size, MARKER));
 	extmap_release(&m.map);
 	unlink(clone);
 	test_run("rm -rf %s", out);
@@ -345,7 +309,7 @@ static void test_swap(void)
 	CHECK(m.map.n == 2 && m.map.v[1].start == 16 * MIB && m.map.v[1].len == 8192);
 	CHECK_EQ_U64(m.p.used_bytes, 4096 + 8192);
 	CHECK_EQ_U64(m.p.fs_size, 16 * MIB);
-	CHECK(build_clone(img, &m, clone) == 0);
+	CHECK(test_build_clone(img, &m.map, m.p.start, m.p.size, clone) == 0);
 	char *cmd = xasprintf("blkid -p -o value -s UUID %s", clone), line[128] = "";
 	FILE *f = popen(cmd, "r");
 	if (f && fgets(line, sizeof line, f))

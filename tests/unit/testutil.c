@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -70,3 +71,39 @@ void test_make_marker(const char *path)
 		fclose(f);
 }
 
+
+int test_build_clone(const char *img, const struct extmap *map, uint64_t part_start,
+		     uint64_t part_size, const char *clone)
+{
+	int in = open(img, O_RDONLY), out = open(clone, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	uint8_t *buf = xmalloc(MIB);
+	int r = in < 0 || out < 0 || ftruncate(out, (off_t)part_size) < 0 ? -1 : 0;
+	for (size_t i = 0; r == 0 && i < map->n; i++) {
+		const struct extent *e = &map->v[i];
+		for (uint64_t o = 0; r == 0 && o < e->len; o += MIB) {
+			size_t n = (size_t)MIN(MIB, e->len - o);
+			r = pread_full(in, buf, n, e->start + o);
+			if (r == 0)
+				r = pwrite_full(out, buf, n, e->start + o - part_start);
+		}
+	}
+	free(buf);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return r;
+}
+
+bool test_file_contains(const char *path, uint64_t off, uint64_t len, const char *needle)
+{
+	int fd = open(path, O_RDONLY);
+	uint8_t *buf = xmalloc(len);
+	bool hit = false;
+	if (fd >= 0 && pread_full(fd, buf, len, off) == 0)
+		hit = needle ? memmem(buf, len, needle, strlen(needle)) != NULL : !buf_is_zero(buf, len);
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return hit;
+}

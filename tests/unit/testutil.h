@@ -2,8 +2,11 @@
 #ifndef COLDCLONE_TESTUTIL_H
 #define COLDCLONE_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "extmap.h"
 
 #define TEST_MARKER "COLDCLONE-DELETED-MARKER"
 
@@ -15,5 +18,11 @@ void test_fill_random(uint8_t *buf, size_t n, uint64_t *state);
 int test_write_random_file(const char *path, uint64_t size, uint64_t seed);
 /* A file whose content is easy to find in a raw image after it is deleted. */
 void test_make_marker(const char *path);
+/* Write the partition [part_start, +part_size) of img as a clone would see it: zeros
+ * except the mapped ranges (absolute offsets). 0 or -1. */
+int test_build_clone(const char *img, const struct extmap *map, uint64_t part_start,
+		     uint64_t part_size, const char *clone);
+/* Does [off, off+len) of path contain needle (or, with NULL, any non-zero byte)? */
+bool test_file_contains(const char *path, uint64_t off, uint64_t len, const char *needle);
 
 #endif
