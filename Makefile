@@ -1,7 +1,8 @@
 # coldclone - top-level build. `make` builds the static cloner and the live image;
 # `make test` runs everything CI runs; `make bench` the benchmark.
 # Static link notes (../shared/FIELD-NOTES.md): Debian ships .a archives for every library
-# we use; the cloner links no libcurl yet, so the group below is complete.
+# we use except a closable libcurl: cloner/third_party/build-curl.sh builds a small static one
+# (HTTP/HTTPS/HTTP2/SFTP, OpenSSL) from Debian's curl source package into $(CURL_DIR).
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 BUILD   ?= build
@@ -10,14 +11,17 @@ CC      ?= cc
 WARN := -Wall -Wextra -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wpointer-arith -Wwrite-strings -Wundef \
 	-Wimplicit-fallthrough -Wconversion -Wno-sign-conversion -fno-common -Werror
-PKGS := blkid libntfs-3g ext2fs com_err openssl libdeflate json-c
+PKGS := blkid libntfs-3g ext2fs com_err openssl libdeflate json-c libcurl
+# Shared by every BUILD directory: it only depends on Debian's curl source.
+CURL_DIR ?= build/curl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu17 $(CFLAGS) $(WARN) $(PKG_CFLAGS) -Icloner/include \
 	-D_FILE_OFFSET_BITS=64 -DCOLDCLONE_VERSION='"$(VERSION)"' -pthread -MMD -MP
 
 # Static: each archive once, in a group so their order does not matter.
-STATIC_LIBS := -Wl,--start-group -lblkid -lntfs-3g -lext2fs -lcom_err -luuid \
+STATIC_LIBS := -Wl,--start-group $(CURL_DIR)/lib/libcurl.a -lnghttp2 -lssh2 -lssl -lz \
+	-lblkid -lntfs-3g -lext2fs -lcom_err -luuid \
 	-lcrypto -ldeflate -ljson-c -Wl,--end-group -ldl -pthread
 # Dynamic (sanitizer build and unit tests).
 DYN_LIBS := $(shell pkg-config --libs $(PKGS)) -pthread
@@ -44,6 +48,12 @@ CLONER_SRCS := \
 	cloner/src/format/vhd.c \
 	cloner/src/dest/sink.c \
 	cloner/src/dest/file.c \
+	cloner/src/dest/net.c \
+	cloner/src/dest/upstream.c \
+	cloner/src/dest/http.c \
+	cloner/src/dest/s3.c \
+	cloner/src/dest/sftp.c \
+	cloner/src/dest/share.c \
 	cloner/src/pipeline.c \
 	cloner/src/progress.c \
 	cloner/src/manifest.c
@@ -68,15 +78,20 @@ all: cloner image
 
 # Install the Debian packages the build and the tests need (run as root, once).
 deps:
+	test -f /etc/apt/sources.list.d/coldclone-src.sources || \
+		cp .ci/coldclone-src.sources /etc/apt/sources.list.d/
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		$$(cat .ci/packages.txt image-build/packages.txt tests/bench-packages.txt | grep -v '^#')
 
 cloner: $(BUILD)/coldclone
 
-$(BUILD)/coldclone: $(OBJ)
+$(CURL_DIR)/lib/libcurl.a: cloner/third_party/build-curl.sh
+	bash cloner/third_party/build-curl.sh $(CURL_DIR)
+
+$(BUILD)/coldclone: $(OBJ) $(CURL_DIR)/lib/libcurl.a
 	@$(if $(Q),echo "  LINK    $@ (static)")
-	$(Q)$(CC) -static -o $@ $^ $(STATIC_LIBS) 2>&1 | { grep -v 'statically linked applications requires at runtime\|in function' || true; }
+	$(Q)$(CC) -static -o $@ $(OBJ) $(STATIC_LIBS) 2>&1 | { grep -v 'statically linked applications requires at runtime\|in function' || true; }
 	@test -x $@
 
 # V=1 shows the full commands.

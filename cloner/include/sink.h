@@ -24,6 +24,9 @@ struct sink_ops {
 	int (*publish)(struct sink *s, const char *suffix, const void *buf, size_t len);
 	/* Remove whatever was written (temporary name). Safe after a failure. */
 	void (*abort)(struct sink *s);
+	/* Optional (--verify): read the published image back from the destination and
+	 * compute its SHA-256. */
+	int (*readback)(struct sink *s, uint8_t sha256[32]);
 	/* Free resources; after publish or abort. */
 	void (*free)(struct sink *s);
 };
@@ -36,12 +39,15 @@ struct sink {
 	char *display;          /* destination for messages, without credentials */
 	bool finished;          /* sink_finish succeeded */
 	bool published;         /* sink_publish succeeded: nothing to clean up */
+	bool tls_insecure;      /* TLS verification was off (--insecure): the manifest says so */
+	unsigned resumes;       /* uploads resumed after a dropped connection */
 	void *priv;
 };
 
-/* Open a destination for writing an image of about est_size bytes (space check).
- * force overwrites an existing final file. */
-int sink_open(struct sink **out, const char *dest, uint64_t est_size, bool force);
+struct dest_options;
+/* Open a destination (path or URL) for writing an image of about o->est_size bytes:
+ * connects, authenticates and checks space before returning. */
+int sink_open(struct sink **out, const char *dest, const struct dest_options *o);
 int sink_write(struct sink *s, const void *buf, size_t len);
 int sink_zero(struct sink *s, uint64_t len);
 /* Pad with zeros up to the next multiple of align. */

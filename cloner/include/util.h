@@ -34,6 +34,7 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Aligned buffer for O_DIRECT-friendly I/O; free with free(). */
 void *xaligned_alloc(size_t align, size_t n);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "dest.h"
 #include "digest.h"
 #include "format.h"
 #include "layout.h"
@@ -29,6 +30,8 @@ struct clone_opts {
 	uint32_t sector_size;      /* 0 = detect */
 	unsigned workers;
 	int compress_level;        /* vmdk-stream deflate level; 0 = default */
+	bool verify;               /* read the image back from the destination */
+	struct dest_options dest;  /* TLS, credentials, S3, SSH, retries */
 };
 
 struct clone_job {
@@ -46,6 +49,31 @@ struct clone_job {
 	double t0;
 };
 
+/* Keep a private copy of a destination URL and blank any password in the original
+ * argument, so `ps` and /proc/PID/cmdline stop showing it. (COLDCLONE_PASSWORD or
+ * --password-file never expose it at all.) */
+static const char *take_secret_url(char *arg)
+{
+	static char *copies[4];
+	static size_t ncopies;
+	char *copy = xstrdup(arg);
+	if (ncopies < sizeof copies / sizeof copies[0])
+		copies[ncopies++] = copy;  /* lives until exit, like argv */
+	const char *sep = strstr(arg, "://");
+	if (sep) {
+		char *auth = (char *)sep + 3;
+		char *end = auth + strcspn(auth, "/?#");
+		char *at = NULL;
+		for (char *p = auth; p < end; p++)
+			if (*p == '@')
+				at = p;
+		char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		for (char *p = colon ? colon + 1 : at; colon && p < at; p++)
+			*p = '*';
+	}
+	return copy;
+}
+
 static int parse_opts(int argc, char **argv, struct clone_opts *o)
 {
 	static const struct option longopts[] = {
@@ -55,16 +83,42 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 		{ "max-unreadable", required_argument, NULL, 'm' }, { "sector-size", required_argument, NULL, 'S' },
 		{ "workers", required_argument, NULL, 'w' }, { "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		{ "compress-level", required_argument, NULL, 'c' }, { 0 },
+		{ "compress-level", required_argument, NULL, 'c' }, { "verify", no_argument, NULL, 'V' },
+		{ "ca-file", required_argument, NULL, 'C' }, { "insecure", no_argument, NULL, 'k' },
+		{ "s3-endpoint", required_argument, NULL, 'E' }, { "s3-region", required_argument, NULL, 'R' },
+		{ "ssh-fingerprint", required_argument, NULL, 'P' }, { "known-hosts", required_argument, NULL, 'K' },
+		{ "ssh-key", required_argument, NULL, 'i' }, { "password-file", required_argument, NULL, 'W' },
+		{ "retries", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
+		{ 0 },
 	};
 	uint64_t v;
 	int c;
-	*o = (struct clone_opts){ .progress = PROGRESS_PLAIN, .max_unreadable = UINT64_MAX };
+	*o = (struct clone_opts){ .progress = PROGRESS_PLAIN, .max_unreadable = UINT64_MAX,
+				  .dest = { .retries = 8, .timeout = 60 } };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:o:f:ap:Fm:S:w:qvhc:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:o:f:ap:Fm:S:w:qvhc:i:k", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->source = optarg; break;
-		case 'o': o->output = optarg; break;
+		case 'o': o->output = take_secret_url(optarg); break;
+		case 'V': o->verify = true; break;
+		case 'C': o->dest.ca_file = optarg; break;
+		case 'k': o->dest.insecure = true; break;
+		case 'E': o->dest.s3_endpoint = optarg; break;
+		case 'R': o->dest.s3_region = optarg; break;
+		case 'P': o->dest.ssh_fingerprint = optarg; break;
+		case 'K': o->dest.known_hosts = optarg; break;
+		case 'i': o->dest.ssh_key = optarg; break;
+		case 'W': o->dest.password_file = optarg; break;
+		case 'r':
+			if (parse_u64(optarg, &v) < 0 || v > 100)
+				return error("--retries takes a number from 0 to 100, not '%s'", optarg);
+			o->dest.retries = (unsigned)v;
+			break;
+		case 't':
+			if (parse_u64(optarg, &v) < 0 || v < 5 || v > 3600)
+				return error("--timeout takes seconds from 5 to 3600, not '%s'", optarg);
+			o->dest.timeout = (unsigned)v;
+			break;
 		case 'f': o->format = optarg; break;
 		case 'a': o->all_blocks = true; break;
 		case 'F': o->force = true; break;
@@ -169,7 +223,10 @@ static int prepare(struct clone_job *j)
 	uint64_t est = extmap_bytes(&j->map) + j->src.size / 4096 + (4u << 20);
 	if (j->fmt->caps & FMT_COMPRESSED)
 		est /= 2;
-	if (sink_open(&j->sink, j->o.output, est, j->o.force) < 0)
+	j->o.dest.est_size = est;
+	j->o.dest.force = j->o.force;
+	progress_stage(&j->prog, "prepare", "checking the destination");
+	if (sink_open(&j->sink, j->o.output, &j->o.dest) < 0)
 		return EXIT_DEST;
 	j->w = (struct fmt_writer){ .ops = j->fmt, .sink = j->sink, .vsize = j->src.size,
 				    .lsec = j->src.lsec, .map = &j->map };

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "chunk.h"
+#include "dest.h"
 #include "util.h"
 
 static int deliver(struct fmt_writer *w, const uint8_t *disk, uint64_t vsize, struct chunk *c, size_t cap)
@@ -43,7 +44,7 @@ int fmtdrive_write(const struct fmt_ops *ops, const char *path, const uint8_t *d
 {
 	struct sink *sink;
 	unlink(path);
-	if (sink_open(&sink, path, 0, true) < 0)
+	if (sink_open(&sink, path, &(struct dest_options){ .force = true }) < 0)
 		return -1;
 	struct fmt_writer w = { .ops = ops, .sink = sink, .vsize = vsize, .lsec = lsec, .map = map };
 	size_t cap = ops->out_capacity ? ops->out_capacity() : 0;

@@ -148,10 +148,10 @@ static int check_space(const char *tmp, int fd, uint64_t est_size)
 	return 0;
 }
 
-int dest_file_open(struct sink *s, const char *path, uint64_t est_size, bool force)
+int dest_file_open(struct sink *s, const char *path, const struct dest_options *o)
 {
 	struct stat st;
-	if (!force && stat(path, &st) == 0)
+	if (!o->force && stat(path, &st) == 0)
 		return error("'%s' already exists: choose another name or pass --force to replace it", path);
 	struct file_dest *f = xcalloc(1, sizeof *f);
 	f->path = xstrdup(path);
@@ -165,7 +165,7 @@ int dest_file_open(struct sink *s, const char *path, uint64_t est_size, bool for
 		file_free(s);
 		return -1;
 	}
-	if (check_space(f->tmp, f->fd, est_size) < 0) {
+	if (check_space(f->tmp, f->fd, o->est_size) < 0) {
 		file_abort(s);
 		file_free(s);
 		return -1;

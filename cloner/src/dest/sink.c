@@ -4,16 +4,42 @@
 
 #include <openssl/evp.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dest.h"
 #include "util.h"
 
-int sink_open(struct sink **out, const char *dest, uint64_t est_size, bool force)
+typedef int (*dest_open_fn)(struct sink *s, const char *dest, const struct dest_options *o);
+
+static const struct {
+	const char *prefix;
+	dest_open_fn open;
+} schemes[] = {
+	{ "http://", dest_http_open },   { "https://", dest_http_open }, { "s3://", dest_s3_open },
+	{ "sftp://", dest_sftp_open },   { "smb://", dest_share_open },  { "cifs://", dest_share_open },
+	{ "nfs://", dest_share_open },
+};
+
+static dest_open_fn pick_destination(const char **dest)
+{
+	if (strncmp(*dest, "file://", 7) == 0) {
+		*dest += 7;
+		return dest_file_open;
+	}
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strncasecmp(*dest, schemes[i].prefix, strlen(schemes[i].prefix)) == 0)
+			return schemes[i].open;
+	return strstr(*dest, "://") ? NULL : dest_file_open;
+}
+
+int sink_open(struct sink **out, const char *dest, const struct dest_options *o)
 {
 	*out = NULL;
-	if (strstr(dest, "://") && strncmp(dest, "file://", 7) != 0) {
+	dest_open_fn open_fn = pick_destination(&dest);
+	if (!open_fn) {
 		const char *colon = strstr(dest, "://");
-		return error("destination '%.*s://...' is not yet supported by this version: write to a local path or a mounted share",
+		return error("destination '%.*s://...' is not supported: use a local path, http(s)://, s3://, "
+			     "sftp://, smb:// or nfs://",
 			     (int)(colon - dest), dest);
 	}
 	struct sink *s = xcalloc(1, sizeof *s);
@@ -22,9 +48,7 @@ int sink_open(struct sink **out, const char *dest, uint64_t est_size, bool force
 		free(s);
 		return error("initialise SHA-256: OpenSSL failed");
 	}
-	if (strncmp(dest, "file://", 7) == 0)
-		dest += 7;
-	if (dest_file_open(s, dest, est_size, force) < 0) {
+	if (open_fn(s, dest, o) < 0) {
 		EVP_MD_CTX_free(s->sha);
 		free(s->display);
 		free(s);

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* registry.c - the table of image formats and the block iterator every writer uses
  * to lay out its tables from the extent map before any data arrives. */
 #include <string.h>
@@ -20,14 +21,17 @@ const struct fmt_ops *fmt_by_name(const char *name)
 
 const struct fmt_ops *fmt_by_path(const char *path)
 {
-	/* The first format listed for an extension wins: .vmdk -> vmdk-stream, .vhd -> vhd. */
-	const char *dot = strrchr(path, '.');
-	if (!dot || strchr(dot, '/'))
+	/* The first format listed for an extension wins: .vmdk -> vmdk-stream, .vhd -> vhd.
+	 * A URL's query (vSphere's ?dcPath=...) is not part of the name. */
+	size_t len = strstr(path, "://") ? strcspn(path, "?#") : strlen(path);
+	const char *dot = memrchr(path, '.', len);
+	if (!dot || memchr(dot, '/', len - (size_t)(dot - path)))
 		return NULL;
+	size_t elen = len - (size_t)(dot + 1 - path);
 	for (size_t i = 0; fmt_all[i]; i++)
-		if (strcasecmp(fmt_all[i]->ext, dot + 1) == 0)
+		if (strlen(fmt_all[i]->ext) == elen && strncasecmp(fmt_all[i]->ext, dot + 1, elen) == 0)
 			return fmt_all[i];
-	if (strcasecmp(dot + 1, "img") == 0)
+	if (elen == 3 && strncasecmp(dot + 1, "img", 3) == 0)
 		return &fmt_raw;
 	return NULL;
 }

@@ -99,6 +99,12 @@ char *xstrdup(const char *s)
 	return p ? p : oom(strlen(s));
 }
 
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	return p ? p : oom(n);
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -1,0 +1,2 @@
+/* upstream.c - placeholder */
+#include "upstream.h"
