@@ -84,3 +84,63 @@ qemu_fmt() {
 	vhd|vhd-fixed) echo vpc ;; *) echo "$1" ;;
 	esac
 }
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on now (for servers the tests start).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for_line FILE TEXT SECONDS: wait until FILE contains TEXT; non-zero on timeout.
+wait_for_line() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# live_image_ensure: (re)build $BUILD/image (image-build/build.sh) when it is missing or older
+# than what goes into it; downloads are cached. Returns 2 when there is no static cloner to
+# build it from, 1 when the build fails (the reason on stdout).
+live_image_ensure() {
+	local iso=$BUILD/image/coldclone.iso
+	if [ ! -f "$iso" ] || [ ! -f "$BUILD/image/pxe/initrd.img" ] || [ -n "$(find "$ROOT/image-build" \
+			"$ROOT/rootfs" "$ROOT/drivers" "$BUILD/coldclone" -newer "$iso" -type f ! -name "*.md" \
+			2> /dev/null | head -1)" ]; then
+		[ -x "$BUILD/coldclone" ] || { echo "no $BUILD/coldclone: run make cloner"; return 2; }
+		echo "building the image: $iso" >&2
+		bash "$ROOT/image-build/build.sh" "$BUILD/image" "$BUILD/coldclone" > "$T_TMP/build.log" 2>&1 ||
+			{ tail -5 "$T_TMP/build.log"; return 1; }
+	fi
+	return 0
+}
+
+# kmod_hello DIR KVER: build DIR/hello.ko, a tiny unsigned module that logs "coldclone-hello:
+# loaded", against the headers of kernel KVER (apt-get installs them when missing). Prints
+# the reason and returns non-zero when it cannot.
+kmod_hello() {
+	local d=$1 kver=$2
+	[ -n "$kver" ] || { echo "kernel version unknown"; return 1; }
+	if [ ! -d "/usr/src/linux-headers-$kver" ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			"linux-headers-$kver" > "$T_TMP/headers.log" 2>&1 ||
+			{ echo "cannot install linux-headers-$kver: $(tail -1 "$T_TMP/headers.log")"; return 1; }
+	fi
+	command -v make > /dev/null && command -v gcc > /dev/null || { echo "needs make and gcc"; return 1; }
+	mkdir -p "$d"
+	cat > "$d/hello.c" <<-'C'
+	#include <linux/module.h>
+	#include <linux/init.h>
+	static int __init hello_init(void) { pr_info("coldclone-hello: loaded\n"); return 0; }
+	static void __exit hello_exit(void) { }
+	module_init(hello_init);
+	module_exit(hello_exit);
+	MODULE_LICENSE("GPL");
+	MODULE_DESCRIPTION("coldclone boot test module");
+	C
+	echo 'obj-m := hello.o' > "$d/Kbuild"
+	make -C "/usr/src/linux-headers-$kver" M="$d" modules > "$d/build.log" 2>&1 ||
+		{ echo "module build failed: $(tail -3 "$d/build.log")"; return 1; }
+	[ -f "$d/hello.ko" ] || { echo "module build made no hello.ko"; return 1; }
+}

@@ -26,6 +26,9 @@ struct clone_record {
 	const char *started, *finished;
 	double seconds;
 	bool all_blocks;
+	const char *dest_kind;        /* sink type: file, http, s3, sftp, share */
+	bool tls_insecure;            /* --insecure was used */
+	unsigned resumes;             /* uploads resumed after dropped connections */
 };
 
 /* Returns a malloc'd JSON document (ending in a newline). */

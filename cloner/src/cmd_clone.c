@@ -258,6 +258,28 @@ static int copy(struct clone_job *j)
 	return EXIT_OK;
 }
 
+/* --verify: read the image back from where it landed and compare with what was sent. */
+static int verify_at_destination(struct clone_job *j)
+{
+	uint8_t back[32];
+	char want[65], got[65];
+	progress_stage(&j->prog, "verify", "reading the image back from the destination");
+	if (!j->sink->ops->readback) {
+		warning("--verify: reading back is not available for %s destinations; check with sha256sum "
+			"against the manifest there", j->sink->ops->name);
+		return 0;
+	}
+	if (j->sink->ops->readback(j->sink, back) < 0)
+		return -1;
+	hex_encode(j->sink->sha256, 32, want);
+	hex_encode(back, 32, got);
+	if (memcmp(back, j->sink->sha256, 32) != 0)
+		return error("verify '%s': the image read back has SHA-256 %s but %s was sent: the copy at the "
+			     "destination is damaged; run the clone again", sink_name(j->sink), got, want);
+	info("verified: '%s' read back, SHA-256 %s matches", sink_name(j->sink), got);
+	return 0;
+}
+
 static int finish(struct clone_job *j)
 {
 	char digest[65], finished[32];
@@ -272,10 +294,13 @@ static int finish(struct clone_job *j)
 		.content_digest = digest, .bytes_mapped = j->stats.bytes_total, .bytes_read = j->stats.bytes_read,
 		.bytes_stored = j->stats.bytes_stored, .unreadable = &j->src.bad, .started = j->started,
 		.finished = finished, .seconds = now_seconds() - j->t0, .all_blocks = j->o.all_blocks,
+		.dest_kind = j->sink->ops->name, .tls_insecure = j->sink->tls_insecure, .resumes = j->sink->resumes,
 	};
 	CLEANUP_FREE char *json = manifest_render(&rec);
 	if (sink_publish(j->sink, ".manifest.json", json, strlen(json)) < 0)
 		return EXIT_DEST;
+	if (j->o.verify && verify_at_destination(j) < 0)
+		return EXIT_VERIFY;
 	char sz[32], st[32];
 	info("done: '%s' (%s, %s stored of %s read) in %.1f s; content digest %s", sink_name(j->sink), j->fmt->name,
 	     fmt_size(j->stats.bytes_stored, st, sizeof st), fmt_size(j->stats.bytes_read, sz, sizeof sz),

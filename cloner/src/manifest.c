@@ -132,6 +132,12 @@ char *manifest_render(const struct clone_record *r)
 	json_object_object_add(o, "all_blocks", json_object_new_boolean(r->all_blocks));
 	json_object_object_add(root, "content", o);
 
+	o = json_object_new_object();
+	add_str(o, "destination", r->dest_kind ? r->dest_kind : "file");
+	json_object_object_add(o, "tls_insecure", json_object_new_boolean(r->tls_insecure));
+	add_u64(o, "resumes", r->resumes);
+	json_object_object_add(root, "transfer", o);
+
 	json_object_object_add(root, "unreadable", unreadable_json(r->unreadable));
 	add_str(root, "started", r->started);
 	add_str(root, "finished", r->finished);

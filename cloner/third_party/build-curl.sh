@@ -10,6 +10,14 @@
 # Needs deb-src in apt's sources (`make deps` adds it). About 40 s on 2 cores.
 set -euo pipefail
 out=$(realpath -m "$1")
+mkdir -p "$(dirname "$out")"
+# Several builds (BUILD=...) share one CURL_DIR: build it once, under a lock.
+exec 9> "$out.lock"
+flock 9
+if [ -f "$out/lib/libcurl.a" ] && [ "$out/lib/libcurl.a" -nt "$0" ]; then
+	exit 0
+fi
+rm -rf "$out"
 work="$out.work"
 rm -rf "$work" && mkdir -p "$work"
 cd "$work"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +113,31 @@ static void file_abort(struct sink *s)
 		unlink(f->tmp);
 }
 
+static int file_readback(struct sink *s, uint8_t sha256[32])
+{
+	struct file_dest *f = s->priv;
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error("read back '%s': %m", f->path);
+	/* Drop our own cached pages first, so the disk (or share) is what gets read. */
+	fdatasync(fd);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	enum { STEP = 1 << 20 };
+	CLEANUP_FREE uint8_t *buf = xmalloc(STEP);
+	ssize_t n;
+	while ((n = read(fd, buf, STEP)) > 0)
+		EVP_DigestUpdate(md, buf, (size_t)n);
+	int saved = errno;
+	close(fd);
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(md, sha256, &len);
+	EVP_MD_CTX_free(md);
+	errno = saved;
+	return n < 0 ? error("read back '%s': %m", f->path) : 0;
+}
+
 static void file_free(struct sink *s)
 {
 	struct file_dest *f = s->priv;
@@ -132,6 +158,7 @@ static const struct sink_ops file_ops = {
 	.finish = file_finish,
 	.publish = file_publish,
 	.abort = file_abort,
+	.readback = file_readback,
 	.free = file_free,
 };
 
