@@ -52,6 +52,7 @@ CLONER_SRCS := \
 	cloner/src/dest/upstream.c \
 	cloner/src/dest/http.c \
 	cloner/src/dest/s3.c \
+	cloner/src/dest/sigv4.c \
 	cloner/src/dest/sftp.c \
 	cloner/src/dest/share.c \
 	cloner/src/pipeline.c \
@@ -82,7 +83,9 @@ deps:
 		cp .ci/coldclone-src.sources /etc/apt/sources.list.d/
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$$(cat .ci/packages.txt image-build/packages.txt tests/bench-packages.txt | grep -v '^#')
+		$$(cat .ci/packages.txt image-build/packages.txt tests/bench-packages.txt tests/net-packages.txt | grep -v "^#")
+	command -v node > /dev/null && command -v npm > /dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
 cloner: $(BUILD)/coldclone
 
