@@ -84,6 +84,13 @@ for applet in $("$ROOTFS/bin/busybox" --list); do
 	done
 	[ $found = yes ] || ln -s /bin/busybox "$ROOTFS/bin/$applet"
 done
+# Applets the init needs beyond the basics: coldclone.drivers=URL fetches with wget (https
+# through busybox's own TLS), unpacks with tar/gzip, bounds the fetch with timeout.
+for applet in wget tar gzip bzip2 unxz od timeout tail modinfo insmod modprobe udhcpc; do
+	found=no
+	for d in bin sbin usr/bin usr/sbin; do [ -L "$ROOTFS/$d/$applet" ] && found=yes; done
+	[ $found = yes ] || die "busybox-static has no '$applet' applet, which rootfs/init needs"
+done
 install -m 0755 "$CLONER" "$ROOTFS/usr/bin/coldclone"
 cp -a "$REPO/rootfs/." "$ROOTFS/"
 chmod 0755 "$ROOTFS/init" "$ROOTFS/usr/share/udhcpc/default.script"
@@ -244,6 +251,8 @@ cp "$OUT/vmlinuz" "$OUT/initrd.img" "$PXE/"
 	echo '#!ipxe'
 	echo '# Serve this folder over HTTP and set the URL below.'
 	echo 'set base http://SERVER.EXAMPLE/coldclone'
+	echo '# Extra drivers without a stick: add coldclone.drivers=${base}/drivers.tgz to the kernel'
+	echo '# line (a .tar or .tar.gz laid out like drivers/ on the stick; see drivers/README.md).'
 	echo "kernel \${base}/vmlinuz initrd=initrd.img ${ENTRIES[0]##*|}"
 	echo "initrd \${base}/initrd.img"
 	echo 'boot'

@@ -53,6 +53,10 @@ bool net_retryable(CURLcode rc, long http_code);
  * for the usual cases (401/403 credentials, 404 path, 507 space, TLS verification). */
 const char *net_describe(CURLcode rc, long http_code, const char *curl_errbuf, char *buf, size_t len);
 
+/* libcurl write callback that feeds a download into an EVP_MD_CTX (the opaque pointer):
+ * --verify reads an image back through it. */
+size_t net_hash_body(char *data, size_t size, size_t n, void *md_ctx);
+
 /* Make sure the libcurl global state is initialised (once, thread-safe enough for our
  * single-threaded prepare stage). */
 void net_global_init(void);

@@ -41,6 +41,8 @@ struct sink {
 	bool published;         /* sink_publish succeeded: nothing to clean up */
 	bool tls_insecure;      /* TLS verification was off (--insecure): the manifest says so */
 	unsigned resumes;       /* uploads resumed after a dropped connection */
+	bool restartable;       /* the upload was lost and cannot be continued, but sending
+	                         * the whole image again may work (HTTP PUT) */
 	void *priv;
 };
 

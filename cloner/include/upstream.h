@@ -39,6 +39,9 @@ int upstream_push(struct upstream *u, const void *buf, size_t len);
 int upstream_finish(struct upstream *u);
 /* Stop the thread (if running) and free. Safe at any point. */
 void upstream_free(struct upstream *u);
+/* After a failure: true when the connection was lost and the protocol could not continue
+ * (as opposed to a refusal by the server): sending everything again may work. */
+bool upstream_restartable(const struct upstream *u);
 /* How many times the transfer was resumed (for the summary and the manifest). */
 unsigned upstream_resumes(const struct upstream *u);
 

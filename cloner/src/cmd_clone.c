@@ -3,6 +3,7 @@
  * fail runs in prepare, before the first data block is read. */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "format.h"
 #include "layout.h"
 #include "manifest.h"
+#include "net.h"
 #include "pipeline.h"
 #include "progress.h"
 #include "sink.h"
@@ -22,6 +24,7 @@
 struct clone_opts {
 	const char *source;
 	const char *output;
+	char *output_shown;        /* output without any password, for messages */
 	const char *format;
 	bool all_blocks;
 	bool force;
@@ -99,7 +102,11 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 	while ((c = getopt_long(argc, argv, "s:o:f:ap:Fm:S:w:qvhc:i:k", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': o->source = optarg; break;
-		case 'o': o->output = take_secret_url(optarg); break;
+		case 'o':
+			o->output = take_secret_url(optarg);
+			free(o->output_shown);
+			o->output_shown = url_redact(o->output);
+			break;
 		case 'V': o->verify = true; break;
 		case 'C': o->dest.ca_file = optarg; break;
 		case 'k': o->dest.insecure = true; break;
@@ -169,7 +176,7 @@ static int choose_format(struct clone_job *j)
 		j->fmt = fmt_by_path(j->o.output);
 		if (!j->fmt)
 			return error("cannot tell the image format from '%s': add --format (raw, qcow2, vmdk-stream, vmdk, vhdx, vhd, vhd-fixed) or use a known extension",
-				     j->o.output);
+				     j->o.output_shown);
 	}
 	return 0;
 }
@@ -244,7 +251,7 @@ static int copy(struct clone_job *j)
 		.workers = j->o.workers, .progress = progress_update, .progress_opaque = &j->prog,
 		.progress_interval = 1.0, .stop = &interrupted,
 	};
-	progress_stage(&j->prog, "copy", j->o.output);
+	progress_stage(&j->prog, "copy", j->o.output_shown);
 	int r = pipeline_run(&pp, &j->stats);
 	if (r == -2) {
 		error("interrupted: the partial image was removed, nothing was left under '%s'", sink_name(j->sink));
@@ -316,8 +323,56 @@ static int finish(struct clone_job *j)
 	return EXIT_OK;
 }
 
+/* HTTP PUT cannot continue a lost upload: send the whole image again, a bounded number
+ * of times, reading the source again (it is not changing: nothing runs on it). */
+#define WHOLE_RETRIES 2
+
+static int restart_copy(struct clone_job *j, unsigned attempt)
+{
+	warning("'%s': the upload was lost and this server cannot continue it; copying again from the "
+		"start (whole retry %u of %u)", sink_name(j->sink), attempt, WHOLE_RETRIES);
+	if (j->fmt->free)
+		j->fmt->free(&j->w);
+	sink_free(j->sink);  /* deletes what was uploaded */
+	j->sink = NULL;
+	content_digest_release(&j->digest);
+	pthread_mutex_lock(&j->src.bad_lock);
+	extmap_release(&j->src.bad);
+	extmap_init(&j->src.bad);
+	pthread_mutex_unlock(&j->src.bad_lock);
+	j->stats = (struct pipeline_stats){ 0 };
+	j->o.dest.force = true;  /* what exists now is our own partial upload */
+	if (sink_open(&j->sink, j->o.output, &j->o.dest) < 0)
+		return EXIT_DEST;
+	j->w = (struct fmt_writer){ .ops = j->fmt, .sink = j->sink, .vsize = j->src.size,
+				    .lsec = j->src.lsec, .map = &j->map };
+	if (j->fmt->open(&j->w) < 0)
+		return EXIT_DEST;
+	if (content_digest_init(&j->digest) < 0)
+		return EXIT_INTERNAL;
+	return EXIT_OK;
+}
+
+static int copy_with_retries(struct clone_job *j)
+{
+	int r = copy(j);
+	for (unsigned attempt = 1; r == EXIT_DEST && j->sink->restartable && !interrupted; attempt++) {
+		if (attempt > WHOLE_RETRIES) {
+			error("'%s': gave up after %u whole retries: the connection keeps dropping; check the network, "
+			      "or clone to SFTP, S3 or a share, which continue where they stopped",
+			      sink_name(j->sink), WHOLE_RETRIES);
+			break;
+		}
+		r = restart_copy(j, attempt);
+		if (r == EXIT_OK)
+			r = copy(j);
+	}
+	return r;
+}
+
 static void release(struct clone_job *j)
 {
+	free(j->o.output_shown);
 	if (j->fmt && j->fmt->free)
 		j->fmt->free(&j->w);
 	sink_free(j->sink);  /* removes the partial image unless published */
@@ -331,14 +386,16 @@ int cmd_clone(int argc, char **argv)
 {
 	struct clone_job j = { 0 };
 	int pr = parse_opts(argc, argv, &j.o);
-	if (pr)
+	if (pr) {
+		free(j.o.output_shown);
 		return pr > 0 ? EXIT_OK : EXIT_USAGE;
+	}
 	j.src.fd = -1;
 	j.t0 = now_seconds();
 	utc_timestamp(j.started, sizeof j.started);
 	int r = prepare(&j);
 	if (r == EXIT_OK)
-		r = copy(&j);
+		r = copy_with_retries(&j);
 	if (r == EXIT_OK)
 		r = finish(&j);
 	if (r != EXIT_OK && r != EXIT_UNREADABLE && interrupted)

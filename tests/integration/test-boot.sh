@@ -2,8 +2,10 @@
 # Boots the live ISO under QEMU (TCG): BIOS and UEFI, as a CD and as a hard disk/USB stick,
 # each with one small virtio source disk, and reads the verdict from the serial console.
 # Also: a NIC without a driver in the image is reported by PCI ID; a module dropped into the
-# COLDCLONE partition's drivers/ loads, one with a foreign vermagic is refused. Not covered:
-# refusal of unsigned modules under Secure Boot, real USB hardware, the interactive shell.
+# COLDCLONE partition's drivers/ loads, one with a foreign vermagic is refused; under Secure
+# Boot the same unsigned module is rejected with one line saying why (a FAT stick labelled
+# COLDCLONE beside the CD). PXE and coldclone.drivers=URL: test-pxe.sh. Not covered: real USB
+# hardware, the interactive shell.
 source "$(dirname "$0")/../lib.sh"
 requires qemu-system-x86_64 xorriso mcopy mdir sfdisk blkid jq
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}
@@ -12,14 +14,9 @@ OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 
 IMG=$BUILD/image
 ISO=$IMG/coldclone.iso
-# (Re)build when the image is missing or older than what goes into it (downloads are cached).
-if [ ! -f "$ISO" ] || [ -n "$(find "$ROOT/image-build" "$ROOT/rootfs" "$ROOT/drivers" "$BUILD/coldclone" \
-		-newer "$ISO" -type f ! -name "*.md" 2> /dev/null | head -1)" ]; then
-	[ -x "$BUILD/coldclone" ] || { t_skip all "no $BUILD/coldclone: run make cloner"; exit 0; }
-	echo "building the image: $ISO"
-	bash "$ROOT/image-build/build.sh" "$IMG" "$BUILD/coldclone" > "$T_TMP/build.log" 2>&1 ||
-		{ t_fail "image build" "$(tail -5 "$T_TMP/build.log")"; exit 0; }
-fi
+why=$(live_image_ensure); rc=$?
+[ $rc -eq 2 ] && { t_skip all "$why"; exit 0; }
+[ $rc -ne 0 ] && { t_fail "image build" "$why"; exit 0; }
 KVER=$(ls "$IMG/cache/kernel/lib/modules" 2> /dev/null | head -1)
 BADVER="9${KVER:1}"          # same length: patched into a copy of a module
 
@@ -109,6 +106,20 @@ KEEP=0
 
 echo "  ISO $(du -h --apparent-size "$ISO" | cut -f1), initrd $(du -h --apparent-size "$IMG/initrd.img" | cut -f1), kernel $KVER"
 
+# A tiny unsigned module built against the image kernel's headers, and a copy with another
+# vermagic. Built first: the Secure Boot CD boot gets it on a stick too.
+build_hello() {
+	kmod_hello "$T_TMP/hello" "$KVER" || return 1
+	LC_ALL=C sed "s/vermagic=$KVER /vermagic=$BADVER /" "$T_TMP/hello/hello.ko" > "$T_TMP/hello/bad.ko"
+	grep -aq "vermagic=$BADVER " "$T_TMP/hello/bad.ko" || { echo "could not patch the vermagic"; return 1; }
+}
+if why=$(build_hello 2>&1); then
+	HELLO=1
+else
+	HELLO=0
+	t_skip "driver injection" "$why"
+fi
+
 # CD boots: test mode from the rewritten boot arguments. The BIOS one also carries an
 # rtl8139 NIC (8139too is not in the image) beside QEMU's default e1000 with DHCP.
 iso_copy "$ARGS_TEST" "$T_TMP/test.iso" || { t_fail "prepare ISO" "$(iso_copy "$ARGS_TEST" "$T_TMP/x.iso")"; exit 0; }
@@ -119,9 +130,45 @@ expect bios-cd "DHCP address on the e1000 NIC" "10.0.2.15"
 boot uefi-cd uefi cd "$T_TMP/test.iso"
 expect uefi-cd "UEFI CD: boots, finds the one source disk" "COLDCLONE-RESULT: ok disks=1"
 if [ -f /usr/share/OVMF/OVMF_CODE_4M.secboot.fd ] && [ -f /usr/share/OVMF/OVMF_VARS_4M.ms.fd ]; then
-	boot uefi-sb-cd uefi-sb cd "$T_TMP/test.iso"
+	# A USB stick without partition table, labelled COLDCLONE, with the unsigned hello.ko and
+	# a copy signed by a throwaway key the kernel does not know (when sign-file is at hand).
+	SBARGS=()
+	SIGNED=()
+	SIGNFILE=/usr/src/linux-headers-$KVER/scripts/sign-file
+	if [ $HELLO = 1 ] && [ -x "$SIGNFILE" ] && openssl req -new -x509 -newkey rsa:2048 -nodes -days 2 \
+			-subj /CN=coldclone-test -keyout "$T_TMP/sign.key" -out "$T_TMP/sign.crt" > /dev/null 2>&1 &&
+			cp "$T_TMP/hello/hello.ko" "$T_TMP/hello/signed.ko" &&
+			"$SIGNFILE" sha256 "$T_TMP/sign.key" "$T_TMP/sign.crt" "$T_TMP/hello/signed.ko" 2> /dev/null; then
+		SIGNED=("$T_TMP/hello/signed.ko")
+	fi
+	if [ $HELLO = 1 ]; then
+		mkfs.vfat -C -n COLDCLONE "$T_TMP/sb-stick.img" 8192 > /dev/null &&
+			mmd -i "$T_TMP/sb-stick.img" ::/drivers &&
+			mcopy -i "$T_TMP/sb-stick.img" "$T_TMP/hello/hello.ko" "${SIGNED[@]}" ::/drivers/ &&
+			SBARGS=(-drive "if=none,id=stk,file=$T_TMP/sb-stick.img,format=raw"
+				-device virtio-blk-pci,drive=stk,serial=STICK)
+		[ ${#SBARGS[@]} -gt 0 ] || t_skip "Secure Boot: unsigned module rejected" "could not make the stick image"
+	fi
+	boot uefi-sb-cd uefi-sb cd "$T_TMP/test.iso" "${SBARGS[@]}"
 	expect uefi-sb-cd "Secure Boot CD: signed chain boots, kernel locked down" "Kernel is locked down from EFI Secure Boot"
 	expect uefi-sb-cd "Secure Boot CD: finds the one source disk" "COLDCLONE-RESULT: ok disks=1"
+	if [ ${#SBARGS[@]} -gt 0 ]; then
+		SBLINE="drivers/hello.ko: rejected: Secure Boot is on and the module is not signed; sign it"
+		expect uefi-sb-cd "Secure Boot: unsigned drivers/hello.ko rejected with one line saying why" "$SBLINE"
+		if [ ${#SIGNED[@]} -gt 0 ]; then
+			expect uefi-sb-cd "Secure Boot: module signed by an unknown key rejected with one line saying why" \
+				"drivers/signed.ko: rejected: Secure Boot is on and the module is not signed by a key the kernel trusts"
+		else
+			t_skip "Secure Boot: module signed by an unknown key" "no $SIGNFILE or openssl"
+		fi
+		grep -aqF "module hello" "$T_TMP/uefi-sb-cd.log" && t_fail "Secure Boot: hello.ko not loaded" "it is in /proc/modules"
+		mtype -i "$T_TMP/sb-stick.img" '::/reports/boot-*.txt' > "$T_TMP/sb-report.txt" 2> /dev/null
+		if grep -qF "$SBLINE" "$T_TMP/sb-report.txt"; then
+			t_pass "Secure Boot: the rejection is in the stick's boot report"
+		else
+			t_fail "Secure Boot: the rejection is in the stick's boot report" "not in reports/boot-*.txt"
+		fi
+	fi
 else
 	t_skip "Secure Boot CD" "no OVMF_CODE_4M.secboot.fd / OVMF_VARS_4M.ms.fd"
 fi
@@ -135,42 +182,8 @@ stick() {
 	mcopy -o -i "$1@@$OFF" "$T_TMP/mode" ::/coldclone.mode
 }
 
-# A tiny module built against the image kernel's headers, and a copy with another vermagic.
-build_hello() {
-	local d=$T_TMP/hello
-	[ -n "$KVER" ] || { echo "kernel version unknown"; return 1; }
-	if [ ! -d "/usr/src/linux-headers-$KVER" ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			"linux-headers-$KVER" > "$T_TMP/headers.log" 2>&1 ||
-			{ echo "cannot install linux-headers-$KVER: $(tail -1 "$T_TMP/headers.log")"; return 1; }
-	fi
-	command -v make > /dev/null && command -v gcc > /dev/null || { echo "needs make and gcc"; return 1; }
-	mkdir -p "$d"
-	cat > "$d/hello.c" <<-'C'
-	#include <linux/module.h>
-	#include <linux/init.h>
-	static int __init hello_init(void) { pr_info("coldclone-hello: loaded\n"); return 0; }
-	static void __exit hello_exit(void) { }
-	module_init(hello_init);
-	module_exit(hello_exit);
-	MODULE_LICENSE("GPL");
-	MODULE_DESCRIPTION("coldclone boot test module");
-	C
-	echo 'obj-m := hello.o' > "$d/Kbuild"
-	make -C "/usr/src/linux-headers-$KVER" M="$d" modules > "$d/build.log" 2>&1 ||
-		{ echo "module build failed: $(tail -3 "$d/build.log")"; return 1; }
-	LC_ALL=C sed "s/vermagic=$KVER /vermagic=$BADVER /" "$d/hello.ko" > "$d/bad.ko"
-	grep -aq "vermagic=$BADVER " "$d/bad.ko" || { echo "could not patch the vermagic"; return 1; }
-}
-
 stick "$T_TMP/bios-stick.img" > "$T_TMP/stick.log" 2>&1 || { t_fail "prepare stick image" "$(cat "$T_TMP/stick.log")"; exit 0; }
-if why=$(build_hello 2>&1); then
-	HELLO=1
-	mcopy -i "$T_TMP/bios-stick.img@@$OFF" "$T_TMP/hello/hello.ko" "$T_TMP/hello/bad.ko" ::/drivers/
-else
-	HELLO=0
-	t_skip "driver injection" "$why"
-fi
+[ $HELLO = 1 ] && mcopy -i "$T_TMP/bios-stick.img@@$OFF" "$T_TMP/hello/hello.ko" "$T_TMP/hello/bad.ko" ::/drivers/
 boot bios-disk bios disk "$T_TMP/bios-stick.img"
 expect bios-disk "BIOS disk: boots, finds the one source disk (not the stick)" "COLDCLONE-RESULT: ok disks=1"
 expect bios-disk "BIOS disk: mode taken from the stick's coldclone.mode" "mode 'test' from /media/coldclone/coldclone.mode"

@@ -126,7 +126,7 @@ clone "http://tester@127.0.0.1:$PORT_HTTP/plain/disk.vmdk"
 check_uploaded "plain PUT vmdk-stream" "$W/plain/disk.vmdk" vmdk
 
 # 5. A connection cut after 3 MiB: the upload restarts from its start, which is still buffered.
-python3 "$ROOT/tests/tools/faultproxy.py" "$PORT_CUT" "$PORT_HTTP" --cut-after $((3 << 20)) --log "$T_TMP/cuts" \
+python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((3 << 20)) --log "$T_TMP/cuts" \
 	> "$T_TMP/proxy.out" 2>&1 &
 PROXY=$!
 cleanup "kill $PROXY 2>/dev/null"
@@ -141,7 +141,7 @@ kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
 # 6. Cut after 64 MiB, every time: HTTP PUT cannot resume that far; a clear failure, nothing left,
 #    and meanwhile `ps` does not show the password given in the URL.
 rm -f "$T_TMP/cuts"
-python3 "$ROOT/tests/tools/faultproxy.py" "$PORT_CUT" "$PORT_HTTP" --cut-after $((64 << 20)) --cuts 10 \
+python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((64 << 20)) --cuts 10 \
 	--log "$T_TMP/cuts" > "$T_TMP/proxy.out" 2>&1 &
 PROXY=$!
 cleanup "kill $PROXY 2>/dev/null"
@@ -154,11 +154,26 @@ tr '\0' ' ' < /proc/$CL/cmdline > "$T_TMP/cmdline" 2>/dev/null
 wait $CL; rc=$?
 ! grep -q "$PASSWORD" "$T_TMP/cmdline" && grep -q 'tester:\*' "$T_TMP/cmdline" \
 	&& t_pass "password in the URL is blanked in /proc/PID/cmdline" || t_fail "ps leak" "$(cat "$T_TMP/cmdline")"
-[ $rc -eq 4 ] && grep -q 'cannot resume' "$T_TMP/out" && t_pass "connection cut at 64 MiB: exit 4, says it cannot resume" \
+[ $rc -eq 4 ] && grep -q 'cannot resume' "$T_TMP/out" && grep -q 'gave up after 2 whole retries' "$T_TMP/out" \
+	&& t_pass "connection cut at 64 MiB every time: 2 whole retries, then exit 4" \
 	|| t_fail "late cut" "exit $rc: $(tail -5 "$T_TMP/out")"
 [ -z "$(ls -A "$W/dav/cut-late" 2>/dev/null)" ] && t_pass "late cut: nothing left on the server" \
 	|| t_fail "late cut leftovers" "$(ls "$W/dav/cut-late")"
 ! grep -q "$PASSWORD" "$T_TMP/out" && t_pass "late cut: password not in the messages" || t_fail "late cut: leak" "password printed"
+kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
+
+# 6b. Cut once after 64 MiB: the copy starts again from the beginning and completes.
+rm -f "$T_TMP/cuts"
+python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((64 << 20)) --cuts 1 \
+	--log "$T_TMP/cuts" > "$T_TMP/proxy.out" 2>&1 &
+PROXY=$!
+cleanup "kill $PROXY 2>/dev/null"
+wait_for_line "$T_TMP/proxy.out" ready 10
+clone "http://tester@127.0.0.1:$PORT_CUT/dav/cut-once/disk.raw"
+[ $rc -eq 0 ] && [ -s "$T_TMP/cuts" ] && grep -q 'whole retry 1 of 2' "$T_TMP/out" \
+	&& t_pass "connection cut once at 64 MiB: whole retry, then complete" \
+	|| t_fail "cut once late" "exit $rc: $(tail -5 "$T_TMP/out")"
+[ -f "$W/dav/cut-once/disk.raw" ] && check_uploaded "whole retry" "$W/dav/cut-once/disk.raw" raw
 kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
 
 # 7. Nothing listening: a clear error after the bounded retries, not a hang.

@@ -271,7 +271,11 @@ static int http_write(struct sink *s, const void *buf, size_t len)
 		if (!h->up)
 			return -1;
 	}
-	return upstream_push(h->up, buf, len);
+	if (upstream_push(h->up, buf, len) < 0) {
+		s->restartable = upstream_restartable(h->up);
+		return -1;
+	}
+	return 0;
 }
 
 static int http_finish(struct sink *s)
@@ -338,30 +342,17 @@ static void http_abort(struct sink *s)
 		simple(h, "DELETE", h->moved ? h->final_url : h->upload_url, NULL);
 }
 
-struct hash_ctx {
-	void *md;
-	uint64_t bytes;
-};
-
-static size_t hash_body(char *data, size_t size, size_t n, void *opaque)
-{
-	struct hash_ctx *hc = opaque;
-	EVP_DigestUpdate(hc->md, data, size * n);
-	hc->bytes += size * n;
-	return size * n;
-}
-
 static int http_readback(struct sink *s, uint8_t sha256[32])
 {
 	struct http_dest *h = s->priv;
-	struct hash_ctx hc = { .md = EVP_MD_CTX_new() };
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	char errbuf[CURL_ERROR_SIZE] = "", why[CURL_ERROR_SIZE + 160];
-	EVP_DigestInit_ex(hc.md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	CURL *c = net_curl(h->opts);
 	curl_easy_setopt(c, CURLOPT_URL, h->final_url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hash_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &hc);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, net_hash_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, md);
 	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
 	apply_auth(h, c);
 	CURLcode rc = curl_easy_perform(c);
@@ -369,8 +360,8 @@ static int http_readback(struct sink *s, uint8_t sha256[32])
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
 	unsigned int n = 0;
-	EVP_DigestFinal_ex(hc.md, sha256, &n);
-	EVP_MD_CTX_free(hc.md);
+	EVP_DigestFinal_ex(md, sha256, &n);
+	EVP_MD_CTX_free(md);
 	if (rc != CURLE_OK)
 		return error("read back '%s': %s", h->url.display, net_describe(rc, code, errbuf, why, sizeof why));
 	return 0;

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,4 +370,10 @@ const char *net_describe(CURLcode rc, long http_code, const char *curl_errbuf, c
 		advice = " (check the user name, password or key)";
 	snprintf(buf, len, "%s%s", msg, advice);
 	return buf;
+}
+
+size_t net_hash_body(char *data, size_t size, size_t n, void *md_ctx)
+{
+	EVP_DigestUpdate(md_ctx, data, size * n);
+	return size * n;
 }

@@ -258,12 +258,6 @@ static void sftp_abort(struct sink *s)
 	quote(d, "remove the unfinished image from", rm, NULL);
 }
 
-static size_t hash_body(char *data, size_t size, size_t n, void *md)
-{
-	EVP_DigestUpdate(md, data, size * n);
-	return size * n;
-}
-
 static int sftp_readback(struct sink *s, uint8_t sha256[32])
 {
 	struct sftp_dest *d = s->priv;
@@ -271,7 +265,7 @@ static int sftp_readback(struct sink *s, uint8_t sha256[32])
 	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	CURL *c = net_curl(d->opts);
 	curl_easy_setopt(c, CURLOPT_URL, d->final_url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hash_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, net_hash_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, md);
 	int r = run(d, c, "read back");
 	curl_easy_cleanup(c);

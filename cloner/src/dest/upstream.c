@@ -34,6 +34,7 @@ struct upstream {
 	bool done;               /* the thread has ended */
 	int result;              /* 0 success, -1 failure; valid when done */
 	unsigned resumes;
+	bool restartable;        /* failed for want of a resume point, not by refusal */
 };
 
 static size_t ring_read(char *dst, size_t size, size_t nitems, void *opaque)
@@ -121,7 +122,8 @@ static int64_t resume_point(struct upstream *u, CURLcode rc, long code, unsigned
 	int64_t held = u->proto->confirmed ? u->proto->confirmed(u->ctx) : base == 0 ? 0 : -1;
 	if (held < 0 || (uint64_t)held < base || (uint64_t)held > sent) {
 		char at[32];
-		error("upload to '%s' cannot resume at %s: %s; run the clone again", u->display,
+		u->restartable = true;
+		error("upload to '%s' cannot resume at %s: %s", u->display,
 		      fmt_size(sent, at, sizeof at),
 		      held < 0 ? "the server cannot continue a partial upload"
 			       : "the server holds less than the bytes still buffered here");
@@ -223,6 +225,11 @@ int upstream_finish(struct upstream *u)
 	int r = u->result;
 	pthread_mutex_unlock(&u->lock);
 	return r;
+}
+
+bool upstream_restartable(const struct upstream *u)
+{
+	return u->restartable;
 }
 
 unsigned upstream_resumes(const struct upstream *u)
