@@ -57,12 +57,25 @@ CLONER_SRCS := \
 	cloner/src/dest/share.c \
 	cloner/src/pipeline.c \
 	cloner/src/progress.c \
-	cloner/src/manifest.c
+	cloner/src/manifest.c \
+	cloner/src/config.c \
+	cloner/src/report.c \
+	cloner/src/inventory.c \
+	cloner/src/vmdesc.c
 # The commands and main: everything above is the library the unit tests link.
 CMD_SRCS := \
 	cloner/src/cmd_list.c \
+	cloner/src/clonejob.c \
+	cloner/src/machine.c \
+	cloner/src/machinedesc.c \
 	cloner/src/cmd_clone.c \
 	cloner/src/cmd_verify.c \
+	cloner/src/cmd_config.c \
+	cloner/src/cmd_collect.c \
+	cloner/src/cmd_run.c \
+	cloner/src/cmd_wizard.c \
+	cloner/src/wizard_ask.c \
+	cloner/src/wizard_dest.c \
 	cloner/src/main.c
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test-*.c))

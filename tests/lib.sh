@@ -144,3 +144,29 @@ kmod_hello() {
 		{ echo "module build failed: $(tail -3 "$d/build.log")"; return 1; }
 	[ -f "$d/hello.ko" ] || { echo "module build made no hello.ko"; return 1; }
 }
+
+# start_nginx PORT LOCATIONS: nginx on 127.0.0.1:PORT serving $T_TMP/www, with the given
+# location blocks (WebDAV's PROPFIND/OPTIONS come from the dav-ext module), stopped at the
+# end of the test. Non-zero when it cannot start.
+NGINX_DAV_EXT=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
+start_nginx() {
+	mkdir -p "$T_TMP/www" "$T_TMP/body"
+	cat > "$T_TMP/nginx.conf" <<-NGINX
+	load_module $NGINX_DAV_EXT;
+	user root;
+	worker_processes 1;
+	error_log $T_TMP/error.log;
+	pid $T_TMP/nginx.pid;
+	events { worker_connections 64; }
+	http {
+		access_log $T_TMP/access.log;
+		client_body_temp_path $T_TMP/body;
+		proxy_temp_path $T_TMP/body; fastcgi_temp_path $T_TMP/body;
+		uwsgi_temp_path $T_TMP/body; scgi_temp_path $T_TMP/body;
+		client_max_body_size 0;
+		server { listen 127.0.0.1:$1; root $T_TMP/www; $2 }
+	}
+	NGINX
+	nginx -c "$T_TMP/nginx.conf" -p "$T_TMP" || return 1
+	cleanup 'kill $(cat "$T_TMP/nginx.pid") 2>/dev/null'
+}

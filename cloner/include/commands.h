@@ -3,6 +3,7 @@
 #define COLDCLONE_COMMANDS_H
 
 #include <signal.h>
+#include <stdint.h>
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -24,6 +25,18 @@ int cmd_list(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
 int cmd_digest(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_wizard(int argc, char **argv);
+
+/* One disk as `list` shows it: the text lines on stdout, or (arr not NULL) its JSON object
+ * appended to arr (the wizard's summary). lsec 0 = detect. Returns an EXIT_* code. */
+struct json_object;
+int list_disk(const char *path, uint32_t lsec, struct json_object *arr);
+
+/* One line saying what an exit code means (result screens, reports). */
+const char *exit_code_meaning(int rc);
 
 /* Help text for a command, or the overview for NULL; 0 if known. */
 int print_help(const char *command);

@@ -20,7 +20,8 @@ struct sink_ops {
 	/* All bytes are in: flush and make them durable, still under the temporary name. */
 	int (*finish)(struct sink *s);
 	/* Store a small file beside the image (the manifest) atomically, then move the image
-	 * to its final name: an interrupted clone never leaves a finished-looking image. */
+	 * to its final name: an interrupted clone never leaves a finished-looking image.
+	 * suffix NULL: no file beside, only the move (sink_store_file). */
 	int (*publish)(struct sink *s, const char *suffix, const void *buf, size_t len);
 	/* Remove whatever was written (temporary name). Safe after a failure. */
 	void (*abort)(struct sink *s);
@@ -56,6 +57,9 @@ int sink_zero(struct sink *s, uint64_t len);
 int sink_pad(struct sink *s, uint64_t align);
 int sink_finish(struct sink *s);
 int sink_publish(struct sink *s, const char *suffix, const void *buf, size_t len);
+/* Store a small whole file (a VM descriptor, a machine manifest) at dest, through the
+ * same destination code as images: written under a temporary name, then moved. */
+int sink_store_file(const char *dest, const void *buf, size_t len, const struct dest_options *o);
 /* Final name of the image for the manifest (display form). */
 const char *sink_name(const struct sink *s);
 /* Abort (when not published) and free; accepts NULL. */

@@ -63,8 +63,8 @@ static void disk_text(const struct source *s, const struct layout *l, uint64_t m
 	}
 }
 
-/* One disk; returns an exit code. */
-static int list_one(const char *path, uint32_t lsec, json_object *arr)
+/* One disk (commands.h); returns an exit code. */
+int list_disk(const char *path, uint32_t lsec, json_object *arr)
 {
 	struct source s;
 	struct layout l = { 0 };
@@ -124,7 +124,7 @@ int cmd_list(int argc, char **argv)
 	}
 	json_object *arr = json ? json_object_new_array() : NULL;
 	for (size_t i = 0; i < n; i++) {
-		int k = list_one(sources[i], (uint32_t)lsec, arr);
+		int k = list_disk(sources[i], (uint32_t)lsec, arr);
 		if (k != EXIT_OK)
 			r = k;
 	}

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "progress.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,57 @@ int progress_parse_mode(const char *s, enum progress_mode *mode)
 	else
 		return -1;
 	return 0;
+}
+
+static progress_sink_fn sink_fn;
+static void *sink_opaque;
+
+void progress_set_sink(progress_sink_fn fn, void *opaque)
+{
+	sink_fn = fn;
+	sink_opaque = opaque;
+}
+
+/* Hand an event to the sink, if any. */
+static void sink_stage(const struct progress *p, const char *stage, const char *detail)
+{
+	if (!sink_fn)
+		return;
+	json_object *ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("stage"));
+	json_object_object_add(ev, "stage", json_object_new_string(stage));
+	json_object_object_add(ev, "source", json_object_new_string(p->source ? p->source : ""));
+	json_object_object_add(ev, "detail", json_object_new_string(detail));
+	sink_fn(ev, sink_opaque);
+	json_object_put(ev);
+}
+
+/* 45.2, serialized as written rather than as 45.200000000000003 */
+static json_object *one_decimal(double v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%.1f", v);
+	return json_object_new_double_s(v, buf);
+}
+
+static void sink_progress(const struct progress *p, const struct pipeline_stats *st, double pct, double rate,
+			  double eta, int final)
+{
+	if (!sink_fn)
+		return;
+	json_object *ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("progress"));
+	json_object_object_add(ev, "stage", json_object_new_string("copy"));
+	json_object_object_add(ev, "source", json_object_new_string(p->source ? p->source : ""));
+	json_object_object_add(ev, "done", json_object_new_uint64(st->bytes_read));
+	json_object_object_add(ev, "total", json_object_new_uint64(st->bytes_total));
+	json_object_object_add(ev, "stored", json_object_new_uint64(st->bytes_stored));
+	json_object_object_add(ev, "percent", one_decimal(pct));
+	json_object_object_add(ev, "mb_per_s", one_decimal(rate / 1e6));
+	json_object_object_add(ev, "eta_seconds", json_object_new_int64((int64_t)(eta + 0.5)));
+	json_object_object_add(ev, "final", json_object_new_boolean(final != 0));
+	sink_fn(ev, sink_opaque);
+	json_object_put(ev);
 }
 
 void progress_init(struct progress *p, enum progress_mode mode, const char *source)
@@ -45,6 +97,7 @@ static void json_string(FILE *f, const char *s)
 
 void progress_stage(struct progress *p, const char *stage, const char *detail)
 {
+	sink_stage(p, stage, detail);
 	if (p->mode == PROGRESS_JSON) {
 		fprintf(stderr, "{\"event\":\"stage\",\"stage\":\"%s\",\"source\":", stage);
 		json_string(stderr, p->source);
@@ -66,6 +119,7 @@ void progress_update(const struct pipeline_stats *st, void *opaque, int final)
 	double rate = t > 0 ? (double)st->bytes_read / t : 0;
 	double eta = rate > 0 ? (double)(st->bytes_total - st->bytes_read) / rate : 0;
 	char done[32], total[32], etas[32];
+	sink_progress(p, st, pct, rate, eta, final);
 	if (p->mode == PROGRESS_JSON) {
 		fprintf(stderr, "{\"event\":\"progress\",\"stage\":\"copy\",\"done\":%llu,\"total\":%llu,\"stored\":%llu,"
 			"\"percent\":%.1f,\"mb_per_s\":%.1f,\"eta_seconds\":%.0f,\"final\":%s}\n",

@@ -5,7 +5,7 @@
 # wrong password, existing image, a connection cut early (restarted transparently) and late
 # (clear failure, nothing left), and the password kept out of output, manifest and `ps`.
 source "$(dirname "$0")/../lib.sh"
-requires nginx openssl python3 qemu-img jq sha256sum
+requires nginx openssl python3 qemu-img jq sha256sum xmllint
 need_fixtures || { t_fail fixtures "could not build the fixture disks"; exit 0; }
 
 DAV_EXT=$(ls /usr/lib/nginx/modules/ngx_http_dav_ext_module.so 2>/dev/null || true)
@@ -60,7 +60,17 @@ location /dav/ {
 	dav_ext_methods PROPFIND OPTIONS;
 }
 location /plain/ { dav_methods PUT DELETE; }
+location /forbidden/ { deny all; }
+location /full/ { dav_methods PUT DELETE MKCOL MOVE; dav_ext_methods PROPFIND OPTIONS; client_body_temp_path $W/full/.tmp; }
 EOF
+# /full/ sits on an 8 MiB tmpfs (the upload's temporary file too): a destination that fills up.
+mkdir -p "$W/full"
+FULL=no
+if mount -t tmpfs -o size=8m coldclone-full "$W/full" 2>/dev/null; then
+	FULL=yes
+	mkdir -p "$W/full/.tmp"
+	cleanup "umount '$W/full'"
+fi
 nginx -c "$T_TMP/nginx.conf" -p "$T_TMP" 2> "$T_TMP/nginx.start" || {
 	t_fail nginx "nginx did not start: $(cat "$T_TMP/nginx.start")"; exit 0; }
 cleanup 'kill $(cat "$T_TMP/nginx.pid") 2>/dev/null'
@@ -125,6 +135,22 @@ clone "http://tester@127.0.0.1:$PORT_HTTP/plain/disk.vmdk"
 	|| t_fail "plain PUT" "exit $rc: $(tail -5 "$T_TMP/out")"
 check_uploaded "plain PUT vmdk-stream" "$W/plain/disk.vmdk" vmdk
 
+# 4b. A vSphere datastore URL (the datastore file API: PUT under the final name, basic auth):
+#     the streamOptimized VMDK, its manifest, and an OVF to deploy it.
+mkdir -p "$W/plain/vs"
+clone "http://tester@127.0.0.1:$PORT_HTTP/plain/vs/srv01.vmdk?dcPath=ha-datacenter&dsName=datastore1"
+[ $rc -eq 0 ] && grep -q 'vSphere datastore' "$T_TMP/out" && t_pass "vSphere URL: clone exit 0" \
+	|| t_fail "vSphere URL" "exit $rc: $(tail -5 "$T_TMP/out")"
+check_uploaded "vSphere vmdk-stream" "$W/plain/vs/srv01.vmdk" vmdk
+OVF=$W/plain/vs/srv01.ovf
+if [ -f "$OVF" ] && xmllint --noout "$OVF" 2>/dev/null && grep -q 'ovf:href="srv01.vmdk"' "$OVF" \
+	&& grep -q "ovf:size=\"$(stat -c %s "$W/plain/vs/srv01.vmdk")\"" "$OVF" \
+	&& grep -q "ovf:capacity=\"$(stat -c %s "$SRC")\"" "$OVF"; then
+	t_pass "vSphere URL: OVF beside the disk, well-formed, with its size and capacity"
+else
+	t_fail "vSphere OVF" "$(ls "$W/plain/vs"; head -c 600 "$OVF" 2>&1)"
+fi
+
 # 5. A connection cut after 3 MiB: the upload restarts from its start, which is still buffered.
 python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((3 << 20)) --log "$T_TMP/cuts" \
 	> "$T_TMP/proxy.out" 2>&1 &
@@ -175,6 +201,39 @@ clone "http://tester@127.0.0.1:$PORT_CUT/dav/cut-once/disk.raw"
 	|| t_fail "cut once late" "exit $rc: $(tail -5 "$T_TMP/out")"
 [ -f "$W/dav/cut-once/disk.raw" ] && check_uploaded "whole retry" "$W/dav/cut-once/disk.raw" raw
 kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
+
+# 6c. Refusals that retrying cannot fix: each a clear line naming the URL, exit 4, quickly.
+clone "http://tester@127.0.0.1:$PORT_HTTP/forbidden/disk.qcow2"
+[ $rc -eq 4 ] && grep -q "HTTP 403.*denied" "$T_TMP/out" && grep -q "127.0.0.1:$PORT_HTTP/forbidden/disk.qcow2" "$T_TMP/out" \
+	&& t_pass "403: exit 4, says access denied, names the URL" || t_fail "403" "exit $rc: $(tail -3 "$T_TMP/out")"
+if [ $FULL = yes ]; then
+	clone "http://tester@127.0.0.1:$PORT_HTTP/full/disk.raw"
+	[ $rc -eq 4 ] && grep -q "127.0.0.1:$PORT_HTTP/full/disk.raw" "$T_TMP/out" \
+		&& [ -z "$(ls "$W/full")" ] && ! grep -q '<html>' "$T_TMP/out" \
+		&& t_pass "destination full: exit 4, names the URL, nothing left, no server page printed" \
+		|| t_fail "full destination" "exit $rc: $(tail -3 "$T_TMP/out"); $(ls -a "$W/full")"
+else
+	t_skip "full destination" "cannot mount a small tmpfs here"
+fi
+# A server that answers garbage.
+GARBAGE=$(free_port)
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(65536); c.sendall(b"\x00\xffGARBAGE\r\n\r\nnot http at all\n" * 50)
+    except OSError:
+        pass
+    c.close()
+' "$GARBAGE" > "$T_TMP/garbage.out" 2>&1 &
+cleanup "kill $! 2>/dev/null"
+wait_for_line "$T_TMP/garbage.out" ready 10
+clone "http://127.0.0.1:$GARBAGE/disk.qcow2" --retries 1
+[ $rc -eq 4 ] && grep -q "127.0.0.1:$GARBAGE/disk.qcow2.*does not speak HTTP" "$T_TMP/out" && t_pass "server answering garbage: exit 4, names the URL" \
+	|| t_fail "garbage server" "exit $rc: $(tail -3 "$T_TMP/out")"
 
 # 7. Nothing listening: a clear error after the bounded retries, not a hang.
 clone "http://127.0.0.1:$PORT_CUT/dav/nobody.raw" --retries 1

@@ -51,6 +51,14 @@ make_fixture() {
 	rm -rf "$tree" "$T_TMP/p1.img"
 }
 make_fixture || { t_fail "fixture" "could not build $SRC"; exit 0; }
+# A second disk for the whole-machine case: MBR with an EFI system partition (FAT).
+SRC2=$T_TMP/src2.img
+truncate -s 16M "$SRC2"
+printf 'label: dos\nstart=2048, size=12M, type=ef\n' | sfdisk -q "$SRC2"
+mkfs.vfat -C "$T_TMP/esp.img" 12288 > /dev/null && echo efi > "$T_TMP/efi.txt" &&
+	MTOOLS_SKIP_CHECK=1 mcopy -i "$T_TMP/esp.img" "$T_TMP/efi.txt" ::EFI.TXT &&
+	dd if="$T_TMP/esp.img" of="$SRC2" bs=1M seek=1 conv=notrunc status=none ||
+	{ t_fail "fixture" "could not build $SRC2"; exit 0; }
 
 # --- Samba: private config, state and user (cctest, mapped to root) under $T_TMP --------------
 # start_smbd DIR PORT [GLOBAL OPTION]: smbd on 127.0.0.1:PORT with shares "share" (cctest) and
@@ -197,6 +205,12 @@ case_run smb-noshare --output smb://cctest@10.0.2.2:$SMBPORT/noshare/disk.qcow2
 case_run smb-refused --output smb://cctest@10.0.2.2:$CLOSEDPORT/share/x/disk.qcow2
 case_run nfs-ok --verify --output nfs://10.0.2.2:$NFSPORT/export/dir/disk.qcow2
 case_run nfs-noexport --output nfs://10.0.2.2:$NFSPORT/nosuch/disk.qcow2
+echo "SHARE-BEGIN machine"
+coldclone clone --all --name m1 --format qcow2 --progress none --output smb://cctest@10.0.2.2:$SMBPORT/share/machine/ 2>&1
+echo "SHARE-END machine rc=\$?"
+echo "SHARE-BEGIN machine-nodisk"
+coldclone clone --all --disk vda --disk vdz --output smb://cctest@10.0.2.2:$SMBPORT/share/machine2/ 2>&1
+echo "SHARE-END machine-nodisk rc=\$?"
 echo "SHARE-MOUNTS-LEFT \$(grep -c ' /run/coldclone/' /proc/mounts) \$(ls /run/coldclone 2> /dev/null | wc -l)"
 echo "COLDCLONE-RESULT: ok share cases done"
 sync
@@ -214,6 +228,7 @@ qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -serial mon:stdio -no-reb
 	-kernel "$IMG/vmlinuz" -initrd "$INITRD" \
 	-append "console=ttyS0,115200 coldclone.mode=shell COLDCLONE_PASSWORD=$PASSWORD" \
 	-drive "id=src,if=none,format=raw,readonly=on,file=$SRC" -device virtio-blk-pci,drive=src,serial=SHARESRC \
+	-drive "id=src2,if=none,format=raw,readonly=on,file=$SRC2" -device virtio-blk-pci,drive=src2,serial=SHARESRC2 \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
 	< "$T_TMP/in" > "$LOG" 2>&1 &
 QPID=$!
@@ -299,6 +314,38 @@ if [ $NFS_UP = yes ]; then
 	check_image nfs "$NFSD/export/dir"
 	guest_case nfs-noexport "missing export named" 4 "the server exports no '/nosuch'"
 fi
+# Whole machine: both disks, one image each, named after the machine, then the machine manifest.
+guest_case machine "clone --all: every disk, then the machine manifest" 0 "machine 'm1': 2 disks captured"
+MD=$SMBD/share/machine
+for d in vda:"$SRC" vdb:"$SRC2"; do
+	dev=${d%%:*} disk=${d#*:}
+	if [ -f "$MD/m1-$dev.qcow2.manifest.json" ] && qemu-img compare -q -f raw -F qcow2 "$disk" "$MD/m1-$dev.qcow2"; then
+		t_pass "--all: m1-$dev.qcow2 equals its source disk"
+	else
+		t_fail "--all: m1-$dev.qcow2 equals its source disk" "$(ls "$MD" 2>&1)"
+	fi
+done
+MJ=$MD/m1.machine.json
+if [ -f "$MJ" ] && [ "$(jq '.disks | length' "$MJ")" = 2 ] && [ "$(jq -r .firmware "$MJ")" = uefi ] &&
+	[ "$(jq -r '.disks[1].sha256' "$MJ")" = "$(sha256sum < "$MD/m1-vdb.qcow2" | cut -d' ' -f1)" ]; then
+	t_pass "--all: machine manifest lists both disks with their checksums, firmware uefi"
+else
+	t_fail "--all: machine manifest" "$(cat "$MJ" 2>&1 | head -20)"
+fi
+if [ -f "$MD/m1.xml" ] && grep -q "m1-vdb.qcow2" "$MD/m1.xml" && [ "$(jq -r '.descriptors[0]' "$MJ")" = m1.xml ] &&
+	[ "$(jq -r .inventory.cpu.logical "$MJ")" = 2 ]; then
+	t_pass "--all: libvirt domain XML beside the qcow2 images, inventory in the manifest"
+else
+	t_fail "--all: libvirt descriptor" "$(ls "$MD" 2>&1); $(jq -c '{descriptors, inventory}' "$MJ" 2>&1 | head -c 400)"
+fi
+if command -v virt-xml-validate > /dev/null; then
+	check "--all: libvirt XML passes virt-xml-validate" virt-xml-validate "$MD/m1.xml" domain
+fi
+grep -q "<os firmware='efi'>" "$MD/m1.xml" 2> /dev/null && t_pass "--all: UEFI source gives a UEFI VM" ||
+	t_fail "--all: UEFI source gives a UEFI VM" "$(grep -a '<os' "$MD/m1.xml" 2>&1)"
+guest_case machine-nodisk "--all --disk with an unknown disk: usage error" 2 "--disk vdz: no such source disk"
+[ -e "$SMBD/share/machine2" ] && t_fail "--all refused: nothing written" "$SMBD/share/machine2 exists" ||
+	t_pass "--all refused: nothing written"
 grep -q '^SHARE-MOUNTS-LEFT 0 0' "$LOG.txt" && t_pass "guest: every share unmounted, mount points removed" ||
 	t_fail "guest: every share unmounted, mount points removed" "$(grep -a '^SHARE-MOUNTS-LEFT' "$LOG.txt")"
 echo "  total $(($(date +%s) - TSTART))s"

@@ -94,12 +94,13 @@ static int write_file_atomic(const char *path, const void *buf, size_t len)
 static int file_publish(struct sink *s, const char *suffix, const void *buf, size_t len)
 {
 	struct file_dest *f = s->priv;
-	CLEANUP_FREE char *beside = xasprintf("%s%s", f->path, suffix);
-	if (write_file_atomic(beside, buf, len) < 0)
+	CLEANUP_FREE char *beside = suffix ? xasprintf("%s%s", f->path, suffix) : NULL;
+	if (beside && write_file_atomic(beside, buf, len) < 0)
 		return -1;
 	if (rename(f->tmp, f->path) < 0) {
 		error("rename '%s' to '%s': %m", f->tmp, f->path);
-		unlink(beside);
+		if (beside)
+			unlink(beside);
 		return -1;
 	}
 	fsync_dir_of(f->path);

@@ -321,6 +321,8 @@ static int http_publish(struct sink *s, const char *suffix, const void *buf, siz
 	if (h->webdav && move_into_place(h) < 0)
 		return -1;
 	h->moved = true;
+	if (!suffix)
+		return 0;
 	CLEANUP_FREE char *path = xasprintf("%s%s", h->url.path, suffix);
 	CLEANUP_FREE char *url = url_for_curl(&h->url, path);
 	struct reply r;

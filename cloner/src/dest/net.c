@@ -348,7 +348,9 @@ static const char *http_advice(long code)
 	case 507:
 		return "the destination is out of space";
 	default:
-		return code >= 500 ? "server error: see the server's log" : "unexpected reply";
+		return code >= 500 ? "server error (a full disk or wrong permissions on the server are common causes): "
+				     "see the server's log"
+				   : "unexpected reply";
 	}
 }
 
@@ -366,6 +368,8 @@ const char *net_describe(CURLcode rc, long http_code, const char *curl_errbuf, c
 		advice = " (is the server up and the port right? is a firewall in the way?)";
 	else if (rc == CURLE_COULDNT_RESOLVE_HOST)
 		advice = " (check the host name and the DNS server from DHCP or coldclone.ip)";
+	else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY)
+		advice = " (the server does not speak HTTP there: check the port, and http vs https)";
 	else if (rc == CURLE_LOGIN_DENIED)
 		advice = " (check the user name, password or key)";
 	snprintf(buf, len, "%s%s", msg, advice);

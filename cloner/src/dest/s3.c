@@ -612,6 +612,8 @@ static int s3_finish(struct sink *s)
 static int s3_publish(struct sink *s, const char *suffix, const void *buf, size_t len)
 {
 	struct s3_dest *d = s->priv;
+	if (!suffix)
+		return 0;
 	CLEANUP_FREE char *key = xasprintf("%s%s", d->key, suffix);
 	struct s3_req q = { .method = "PUT", .key = key, .body = buf, .body_len = len,
 			    .content_type = "application/json" };

@@ -233,6 +233,8 @@ static int sftp_publish(struct sink *s, const char *suffix, const void *buf, siz
 	if (quote(d, "rename the finished upload on", d->opts->force ? rm : mv, d->opts->force ? mv : NULL) < 0)
 		return -1;
 	d->moved = true;
+	if (!suffix)
+		return 0;
 	CLEANUP_FREE char *path = xasprintf("%s%s", d->url.path, suffix);
 	CLEANUP_FREE char *url = url_for_curl(&d->url, path);
 	CURL *c = net_curl(d->opts);

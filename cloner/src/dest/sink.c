@@ -119,6 +119,18 @@ int sink_publish(struct sink *s, const char *suffix, const void *buf, size_t len
 	return 0;
 }
 
+int sink_store_file(const char *dest, const void *buf, size_t len, const struct dest_options *o)
+{
+	struct dest_options small = *o;
+	small.est_size = len;
+	struct sink *s;
+	if (sink_open(&s, dest, &small) < 0)
+		return -1;
+	int r = sink_write(s, buf, len) < 0 || sink_finish(s) < 0 || sink_publish(s, NULL, NULL, 0) < 0 ? -1 : 0;
+	sink_free(s);
+	return r;
+}
+
 const char *sink_name(const struct sink *s)
 {
 	return s->display;

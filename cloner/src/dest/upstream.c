@@ -72,6 +72,13 @@ static int ring_seek(void *opaque, curl_off_t offset, int origin)
 	return ok ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
 }
 
+/* The reply body (an HTML error page, a WebDAV status) is not ours to print. */
+static size_t discard_body(char *data, size_t size, size_t n, void *opaque)
+{
+	(void)data, (void)opaque;
+	return size * n;
+}
+
 /* Lets upstream_free stop a transfer that waits on the network, not on us. */
 static int stop_on_cancel(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -92,6 +99,7 @@ static int attempt_transfer(struct upstream *u, uint64_t from, CURLcode *rc, lon
 	curl_easy_setopt(u->curl, CURLOPT_READDATA, u);
 	curl_easy_setopt(u->curl, CURLOPT_SEEKFUNCTION, ring_seek);
 	curl_easy_setopt(u->curl, CURLOPT_SEEKDATA, u);
+	curl_easy_setopt(u->curl, CURLOPT_WRITEFUNCTION, discard_body);
 	curl_easy_setopt(u->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(u->curl, CURLOPT_XFERINFOFUNCTION, stop_on_cancel);
 	curl_easy_setopt(u->curl, CURLOPT_XFERINFODATA, u);
@@ -156,7 +164,10 @@ static void *transfer_thread(void *opaque)
 		u->resumes++;
 		pthread_mutex_unlock(&u->lock);
 		char at[32];
-		info("upload to '%s' resumes at %s", u->display, fmt_size((uint64_t)held, at, sizeof at));
+		if (held == 0)
+			info("upload to '%s' starts again from the beginning", u->display);
+		else
+			info("upload to '%s' resumes at %s", u->display, fmt_size((uint64_t)held, at, sizeof at));
 		from = (uint64_t)held;
 	}
 	pthread_mutex_lock(&u->lock);

@@ -1,0 +1,28 @@
+/* machinedesc.h - the files stored beside a whole-machine clone: VM descriptors for the
+ * hypervisors that take the image format (OVF and VMX for VMDK, libvirt XML for qcow2/raw,
+ * a Hyper-V PowerShell script for VHDX/VHD), and last the machine manifest
+ * (NAME.machine.json) with the hardware inventory and every disk's result. */
+#ifndef COLDCLONE_MACHINEDESC_H
+#define COLDCLONE_MACHINEDESC_H
+
+#include <stddef.h>
+
+#include "clonejob.h"
+#include "inventory.h"
+
+struct machine_file {
+	char name[256];  /* file name beside the images */
+	char *text;      /* malloc'd content */
+};
+
+struct machine_files {
+	struct machine_file f[8];
+	size_t n;        /* the machine manifest is always the last */
+};
+
+/* Render the files for jobs[0..n) (their summaries). -1 on failure (printed). */
+int machinedesc_render(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
+		       const char *started, const char *finished, struct machine_files *out);
+void machinedesc_free(struct machine_files *files);
+
+#endif
