@@ -24,5 +24,9 @@ struct machine_files {
 int machinedesc_render(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
 		       const char *started, const char *finished, struct machine_files *out);
 void machinedesc_free(struct machine_files *files);
+/* The report of a machine job that did not complete (NAME.failed.json): the same fields
+ * as the machine manifest, with each disk's exit code and the job's result. */
+char *machinedesc_failure(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
+			  const char *started, const char *finished, int rc);
 
 #endif

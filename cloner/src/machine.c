@@ -142,7 +142,7 @@ static int copy_all(struct machine_job *m)
 		int r = clonejob_copy(j);
 		if (r == EXIT_OK)
 			r = clonejob_finish(j);
-		j->result = r;
+		j->result = j->sum.result = r;
 		worst = worse(worst, r);
 		if (r != EXIT_OK && r != EXIT_UNREADABLE)
 			error("disk %s failed (exit %d); continuing with the other disks", j->o.source, r);
@@ -174,6 +174,21 @@ static int store_machine_files(struct machine_job *m)
 	return r;
 }
 
+/* After a failed copy: what happened, beside the images that did complete (best effort:
+ * the destination may be what failed). Never named like the machine manifest. */
+static void store_failure(struct machine_job *m, int rc)
+{
+	char finished[32];
+	utc_timestamp(finished, sizeof finished);
+	CLEANUP_FREE char *text = machinedesc_failure(m->name, &m->inv, m->jobs, m->njobs, m->started, finished, rc);
+	CLEANUP_FREE char *file = xasprintf("%s.failed.json", m->name);
+	CLEANUP_FREE char *dest = join_dest(m->o.output, file);
+	struct dest_options quick = m->o.dest;
+	quick.retries = MIN(quick.retries, 1u);
+	if (sink_store_file(dest, text, strlen(text), &quick) == 0)
+		info("machine '%s' is not complete (exit %d): %s stored beside the images", m->name, rc, file);
+}
+
 static void machine_release(struct machine_job *m)
 {
 	for (size_t i = 0; i < m->njobs; i++)
@@ -199,8 +214,11 @@ int machine_clone(const struct clone_opts *o)
 		info("machine '%s': %zu disk%s to clone", m.name, m.ndisks, m.ndisks == 1 ? "" : "s");
 		r = prepare_all(&m);
 	}
-	if (r == EXIT_OK)
+	if (r == EXIT_OK) {
 		r = copy_all(&m);
+		if (r != EXIT_OK && r != EXIT_UNREADABLE && r != EXIT_INTERRUPTED)
+			store_failure(&m, r);
+	}
 	if (r == EXIT_OK || r == EXIT_UNREADABLE) {
 		int s = store_machine_files(&m);
 		r = s == EXIT_OK ? r : s;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "util.h"
 #include "vmdesc.h"
 
@@ -38,7 +39,7 @@ static bool any_uefi(const struct clone_job *jobs, size_t n)
 }
 
 static char *machine_manifest(const char *name, const struct inventory *inv, const struct clone_job *jobs,
-			      size_t n, const char *started, const char *finished, json_object *descriptors)
+			      size_t n, const char *started, const char *finished, json_object *descriptors, int rc)
 {
 	json_object *root = json_object_new_object(), *tool = json_object_new_object();
 	json_object_object_add(tool, "name", json_object_new_string("coldclone"));
@@ -52,6 +53,11 @@ static char *machine_manifest(const char *name, const struct inventory *inv, con
 		json_object_array_add(disks, disk_json(&jobs[i].sum));
 	json_object_object_add(root, "disks", disks);
 	json_object_object_add(root, "descriptors", descriptors);
+	json_object *result = json_object_new_object();
+	json_object_object_add(result, "exit_code", json_object_new_int(rc));
+	json_object_object_add(result, "meaning", json_object_new_string(exit_code_meaning(rc)));
+	json_object_object_add(result, "complete", json_object_new_boolean(rc == EXIT_OK || rc == EXIT_UNREADABLE));
+	json_object_object_add(root, "result", result);
 	json_object_object_add(root, "started", json_object_new_string(started));
 	json_object_object_add(root, "finished", json_object_new_string(finished));
 	char *out = xasprintf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
@@ -110,8 +116,18 @@ int machinedesc_render(const char *name, const struct inventory *inv, const stru
 	render_descriptors(name, inv, jobs, n, out, list);
 	struct machine_file *m = &out->f[out->n++];
 	snprintf(m->name, sizeof m->name, "%s.machine.json", name);
-	m->text = machine_manifest(name, inv, jobs, n, started, finished, list);
+	int rc = EXIT_OK;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].sum.result == EXIT_UNREADABLE)
+			rc = EXIT_UNREADABLE;
+	m->text = machine_manifest(name, inv, jobs, n, started, finished, list, rc);
 	return 0;
+}
+
+char *machinedesc_failure(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
+			  const char *started, const char *finished, int rc)
+{
+	return machine_manifest(name, inv, jobs, n, started, finished, json_object_new_array(), rc);
 }
 
 void machinedesc_free(struct machine_files *files)

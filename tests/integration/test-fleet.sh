@@ -28,12 +28,21 @@ make_disk() {  # FILE LABEL SEED
 }
 make_disk "$T_TMP/alpha.img" ALPHA
 make_disk "$T_TMP/bravo.img" BRAVO
+make_disk "$T_TMP/charlie.img" CHARLIE
 
 # --- servers on 127.0.0.1: WebDAV for the images, HTTP for the job file, the collector --------
 DAV=$(free_port); WEB=$(free_port); COL=$(free_port)
 mkdir -p "$T_TMP/www/fleet" "$T_TMP/pub"
-start_nginx "$DAV" "location /fleet/ { dav_methods PUT DELETE MKCOL MOVE; dav_ext_methods PROPFIND OPTIONS; }" ||
+# /full/ is a 1 MiB tmpfs: machine charlie's image does not fit there.
+mkdir -p "$T_TMP/www/full"
+mount -t tmpfs -o size=1m coldclone-fleet-full "$T_TMP/www/full" 2>/dev/null && cleanup "umount '$T_TMP/www/full'" &&
+	FULL=yes || FULL=no
+mkdir -p "$T_TMP/www/full/.tmp"   # nginx's upload buffer on the same tmpfs: it fills up too
+start_nginx "$DAV" "location /fleet/ { dav_methods PUT DELETE MKCOL MOVE; dav_ext_methods PROPFIND OPTIONS; }
+	location /full/ { dav_methods PUT DELETE MKCOL MOVE; dav_ext_methods PROPFIND OPTIONS;
+		client_body_temp_path $T_TMP/www/full/.tmp; }" ||
 	{ t_fail nginx "did not start"; exit 0; }
+MACHINES=2; [ $FULL = yes ] && MACHINES=3
 
 cat > "$T_TMP/pub/fleet.conf" <<EOF
 # coldclone fleet job: one file for every machine
@@ -50,10 +59,15 @@ name = alpha
 [machine SRV-BRAVO]
 name = bravo
 format = vhdx
+
+[machine SRV-CHARLIE]
+name = charlie
+output = http://10.0.2.2:$DAV/full/{name}/
+retries = 1
 EOF
 ( cd "$T_TMP/pub" && exec python3 -m http.server "$WEB" --bind 127.0.0.1 ) > "$T_TMP/web.log" 2>&1 &
 cleanup "kill $! 2>/dev/null"
-"$COLDCLONE" collect --listen "127.0.0.1:$COL" --once 2 > "$T_TMP/collect.out" 2> "$T_TMP/collect.err" &
+"$COLDCLONE" collect --listen "127.0.0.1:$COL" --once "$MACHINES" > "$T_TMP/collect.out" 2> "$T_TMP/collect.err" &
 COLPID=$!
 cleanup "kill $COLPID 2>/dev/null"
 check "job file is valid for both machines" "$COLDCLONE" config check "$T_TMP/pub/fleet.conf" --serial SRV-ALPHA
@@ -73,6 +87,7 @@ boot() {  # NAME SERIAL DISK
 boot alpha SRV-ALPHA "$T_TMP/alpha.img" & B1=$!
 boot bravo SRV-BRAVO "$T_TMP/bravo.img" & B2=$!
 wait $B1 $B2
+[ $FULL = yes ] && boot charlie SRV-CHARLIE "$T_TMP/charlie.img"
 while read -r name rc secs; do
 	echo "  $name: ${secs}s, qemu exit $rc"
 	[ "$rc" = 0 ] && t_pass "$name: powered off by itself after the job" \
@@ -102,12 +117,30 @@ done
 [ -f "$T_TMP/www/fleet/alpha/alpha.xml" ] && [ -f "$T_TMP/www/fleet/bravo/bravo.ps1" ] \
 	&& t_pass "descriptors: libvirt XML for qcow2, Hyper-V script for vhdx" || t_fail "descriptors" "$(ls -R "$T_TMP/www/fleet")"
 
-# The collector saw both machines end and exited by itself (--once 2).
+# charlie's destination filled up: the job fails, says why, and leaves a failure report
+# (never a machine manifest) beside what it could store.
+if [ $FULL = yes ]; then
+	grep -aq 'COLDCLONE-RESULT: fail rc=4' "$T_TMP/charlie.log" && t_pass "charlie: destination full, job failed (exit 4)" \
+		|| t_fail "charlie: failure" "$(tr -d '\r' < "$T_TMP/charlie.log" | grep -av '^$' | tail -8)"
+	F=$T_TMP/www/full/charlie/charlie.failed.json
+	[ -f "$F" ] && [ "$(jq -r .result.complete "$F")" = false ] && [ "$(jq -r '.disks[0].exit_code' "$F")" = 4 ] \
+		&& [ ! -e "$T_TMP/www/full/charlie/charlie.machine.json" ] && [ ! -e "$T_TMP/www/full/charlie/charlie-vda.qcow2" ] \
+		&& t_pass "charlie: failure report stored, no image, no machine manifest" \
+		|| t_fail "charlie: failure report" "$(ls -la "$T_TMP/www/full/charlie" 2>&1)"
+else
+	t_skip "charlie: destination full" "cannot mount a small tmpfs here"
+fi
+
+# The collector saw every machine end and exited by itself (--once N).
 for _ in $(seq 30); do kill -0 $COLPID 2>/dev/null || break; sleep 1; done
-kill -0 $COLPID 2>/dev/null && t_fail "collector" "still running: it did not see two results" \
-	|| t_pass "collector exited after both machines reported their result"
+kill -0 $COLPID 2>/dev/null && t_fail "collector" "still running: it did not see $MACHINES results" \
+	|| t_pass "collector exited after every machine reported its result"
 for name in alpha bravo; do
 	grep -q "$name" "$T_TMP/collect.out" && grep "$name" "$T_TMP/collect.out" | grep -qi 'ok\|done\|success' \
 		&& t_pass "collector: $name reported with its result" \
 		|| t_fail "collector: $name" "$(tail -5 "$T_TMP/collect.out")"
 done
+if [ $FULL = yes ]; then
+	grep charlie "$T_TMP/collect.out" | grep -qi 'fail' && t_pass "collector: charlie reported as failed" \
+		|| t_fail "collector: charlie" "$(tail -6 "$T_TMP/collect.out")"
+fi
