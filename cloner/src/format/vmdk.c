@@ -185,10 +185,11 @@ static size_t stream_out_capacity(void)
 	return BLOCKS_PER_CHUNK * stream_grain_bound();
 }
 
-static pthread_key_t stream_key;
+static pthread_key_t stream_key, stream_store_key;
 static bool stream_key_ok;
 static pthread_once_t stream_key_once = PTHREAD_ONCE_INIT;
 static __thread struct libdeflate_compressor *stream_z;
+static __thread struct libdeflate_compressor *stream_store;  /* level 0: stored blocks */
 static __thread int stream_z_level;
 
 static void stream_free_compressor(void *p)
@@ -198,7 +199,8 @@ static void stream_free_compressor(void *p)
 
 static void stream_key_init(void)
 {
-	stream_key_ok = pthread_key_create(&stream_key, stream_free_compressor) == 0;
+	stream_key_ok = pthread_key_create(&stream_key, stream_free_compressor) == 0 &&
+			pthread_key_create(&stream_store_key, stream_free_compressor) == 0;
 }
 
 /* One compressor per worker thread: allocating one per chunk costs more than the
@@ -217,6 +219,36 @@ static struct libdeflate_compressor *stream_compressor(void)
 	return stream_z;
 }
 
+/* Incompressible data (media, archives, encrypted files: half of a typical server) costs
+ * deflate its full effort for nothing. Two 4 KiB samples of the grain are compressed
+ * first; when neither shrinks by 3%, the grain is stored (deflate level 0: still a valid
+ * zlib stream, about 100 times faster). A grain that would have compressed only past its
+ * samples loses a little size, never correctness. */
+#define PROBE_BYTES 4096u
+
+static bool grain_incompressible(struct libdeflate_compressor *z, const uint8_t *src)
+{
+	uint8_t out[PROBE_BYTES + 64];
+	for (unsigned k = 0; k < 2; k++) {
+		size_t got = libdeflate_zlib_compress(z, src + k * (BLOCK_SIZE / 2), PROBE_BYTES, out, sizeof out);
+		if (got && got < PROBE_BYTES - PROBE_BYTES / 32)
+			return false;
+	}
+	return true;
+}
+
+static struct libdeflate_compressor *grain_compressor(struct libdeflate_compressor *z, const uint8_t *src)
+{
+	if (!grain_incompressible(z, src))
+		return z;
+	if (!stream_store) {
+		stream_store = libdeflate_alloc_compressor(0);
+		if (stream_store && stream_key_ok)
+			pthread_setspecific(stream_store_key, stream_store);
+	}
+	return stream_store ? stream_store : z;
+}
+
 /* Compress block i into c->out at pos; returns the sector-padded bytes used, 0 on failure. */
 static size_t stream_encode_block(struct libdeflate_compressor *z, struct chunk *c, unsigned i, size_t pos)
 {
@@ -230,6 +262,7 @@ static size_t stream_encode_block(struct libdeflate_compressor *z, struct chunk 
 		src = padded;
 	}
 	uint8_t *dst = c->out + pos;
+	z = grain_compressor(z, src);
 	size_t got = libdeflate_zlib_compress(z, src, BLOCK_SIZE, dst + MARKER_BYTES,
 					      c->out_cap - pos - MARKER_BYTES);
 	free(padded);
