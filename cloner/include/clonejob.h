@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "sink.h"
 #include "source.h"
+#include "vmdesc.h"
 
 struct clone_opts {
 	const char *source;
@@ -34,6 +35,7 @@ struct clone_opts {
 	const char *disks[32];     /* --disk NAME (repeatable): only these with --all */
 	unsigned ndisks;
 	const char *name;          /* --name: machine name for --all */
+	struct vm_overrides vm;    /* --vm-cpus ... for the VM descriptors */
 };
 
 /* What a finished (or failed) job leaves for the machine manifest and VM descriptors,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "dest.h"
+#include "vmdesc.h"
 
 /* A parsed file: its sections and every error found. Opaque. */
 struct config;
@@ -47,6 +48,7 @@ struct config_job {
 	uint64_t max_unreadable;/* sectors; UINT64_MAX when not set */
 	unsigned workers;       /* 0 when not set */
 	int compress_level;     /* 0 when not set */
+	struct vm_overrides vm;   /* vm-cpus, vm-memory, vm-firmware, vm-bus, vm-nics */
 	struct dest_options dest; /* ca-file, insecure, retries, timeout, password-file, s3-*, ssh-*;
 				   * strings point into this job; retries 8 and timeout 60 when unset */
 	char *values[32];       /* internal: resolved value text per key, for config_job_print */

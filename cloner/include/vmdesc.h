@@ -55,6 +55,20 @@ struct vm_spec {
 };
 
 /* Check a spec before rendering (the renderers call it too); 0 or -1 with a message. */
+/* What the technician sets instead of the source's values (clone --vm-*, vm-* job keys):
+ * 0 and NULL mean "as the source". */
+struct vm_overrides {
+	unsigned cpus;
+	uint64_t memory_mib;
+	const char *firmware;   /* "bios" or "uefi" */
+	const char *bus;        /* "sata", "scsi", "ide" or "virtio" */
+	unsigned nics;
+};
+/* Apply o's CPUs, memory, firmware and NIC count to spec; -1 with a message when a value
+ * is not understood. The bus applies per disk: vmdesc_bus_by_name. */
+int vmdesc_override(struct vm_spec *spec, const struct vm_overrides *o);
+int vmdesc_bus_by_name(const char *name, enum vm_bus *bus);
+
 int vmdesc_check(const struct vm_spec *spec);
 
 /* OVF 1.0 envelope (.ovf) for vSphere and VirtualBox: disks must be vmdk-stream, the only

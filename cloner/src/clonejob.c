@@ -235,7 +235,13 @@ static void store_vsphere_ovf(struct clone_job *j)
 				.memory_mib = inventory_vm_memory_mib(&inv),
 				.firmware = j->sum.uefi ? VM_FIRMWARE_UEFI : VM_FIRMWARE_BIOS,
 				.os = j->sum.has_ntfs ? VM_OS_WINDOWS : j->sum.has_linux ? VM_OS_LINUX : VM_OS_UNKNOWN,
-				.disks = &disk, .ndisks = 1, .nics = inv.nnics ? inv.nnics : 1 };
+				.disks = &disk, .ndisks = 1, .nics = inv.nnics ? MIN(inv.nnics, (size_t)8) : 1 };
+	if (j->o.vm.bus)
+		vmdesc_bus_by_name(j->o.vm.bus, &disk.bus);
+	if (vmdesc_override(&spec, &j->o.vm) < 0) {
+		inventory_release(&inv);
+		return;
+	}
 	CLEANUP_FREE char *ovf = vmdesc_ovf(&spec);
 	size_t len = (size_t)(q - j->o.output);
 	const char *ext = memrchr(j->o.output, '.', len), *slash = memrchr(j->o.output, '/', len);

@@ -35,6 +35,40 @@ static const char *take_secret_url(char *arg)
 	return copy;
 }
 
+/* --vm-cpus N, --vm-memory MiB, --vm-firmware bios|uefi, --vm-bus NAME, --vm-nics N. */
+static int parse_vm_option(int c, const char *arg, struct vm_overrides *vm)
+{
+	uint64_t v;
+	enum vm_bus bus;
+	switch (c) {
+	case 1001:
+		if (parse_u64(arg, &v) < 0 || v < 1 || v > 256)
+			return error("--vm-cpus takes 1 to 256, not '%s'", arg);
+		vm->cpus = (unsigned)v;
+		return 0;
+	case 1002:
+		if (parse_u64(arg, &v) < 0 || v < 128 || v > 4194304)
+			return error("--vm-memory takes MiB from 128 to 4194304, not '%s'", arg);
+		vm->memory_mib = v;
+		return 0;
+	case 1003:
+		if (strcmp(arg, "bios") != 0 && strcmp(arg, "uefi") != 0)
+			return error("--vm-firmware takes bios or uefi, not '%s'", arg);
+		vm->firmware = arg;
+		return 0;
+	case 1004:
+		if (vmdesc_bus_by_name(arg, &bus) < 0)
+			return -1;
+		vm->bus = arg;
+		return 0;
+	default:
+		if (parse_u64(arg, &v) < 0 || v < 1 || v > 8)
+			return error("--vm-nics takes 1 to 8, not '%s'", arg);
+		vm->nics = (unsigned)v;
+		return 0;
+	}
+}
+
 static int parse_opts(int argc, char **argv, struct clone_opts *o)
 {
 	static const struct option longopts[] = {
@@ -52,6 +86,9 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 		{ "retries", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
 		{ "all", no_argument, NULL, 'A' }, { "disk", required_argument, NULL, 'D' },
 		{ "name", required_argument, NULL, 'N' },
+		{ "vm-cpus", required_argument, NULL, 1001 }, { "vm-memory", required_argument, NULL, 1002 },
+		{ "vm-firmware", required_argument, NULL, 1003 }, { "vm-bus", required_argument, NULL, 1004 },
+		{ "vm-nics", required_argument, NULL, 1005 },
 		{ 0 },
 	};
 	uint64_t v;
@@ -64,6 +101,10 @@ static int parse_opts(int argc, char **argv, struct clone_opts *o)
 		case 's': o->source = optarg; break;
 		case 'o': o->output = take_secret_url(optarg); break;
 		case 'A': o->all = true; break;
+		case 1001: case 1002: case 1003: case 1004: case 1005:
+			if (parse_vm_option(c, optarg, &o->vm) < 0)
+				return -1;
+			break;
 		case 'N': o->name = optarg; break;
 		case 'D':
 			if (o->ndisks == sizeof o->disks / sizeof o->disks[0])

@@ -141,6 +141,7 @@ static void job_to_opts(const struct config_job *job, const char *name, enum pro
 	o->workers = job->workers;
 	o->compress_level = job->compress_level;
 	o->dest = job->dest;
+	o->vm = job->vm;
 	for (size_t i = 0; !job->all_disks && i < job->ndisks && i < sizeof o->disks / sizeof o->disks[0]; i++)
 		o->disks[o->ndisks++] = job->disks[i];
 }

@@ -22,14 +22,15 @@
 
 enum key_type {
 	K_OUTPUT, K_FORMAT, K_DISKS, K_NAME, K_AFTER, K_URL, K_BOOL, K_UINT, K_PATH, K_WORD,
-	K_FINGERPRINT,
+	K_FINGERPRINT, K_CHOICE,
 };
 
 enum key_id {
 	KEY_OUTPUT, KEY_FORMAT, KEY_DISKS, KEY_NAME, KEY_AFTER, KEY_REPORT, KEY_VERIFY, KEY_FORCE,
 	KEY_ALL_BLOCKS, KEY_MAX_UNREADABLE, KEY_WORKERS, KEY_COMPRESS_LEVEL, KEY_CA_FILE,
 	KEY_INSECURE, KEY_RETRIES, KEY_TIMEOUT, KEY_PASSWORD_FILE, KEY_S3_ENDPOINT, KEY_S3_REGION,
-	KEY_SSH_FINGERPRINT, KEY_KNOWN_HOSTS, KEY_SSH_KEY, NKEYS
+	KEY_SSH_FINGERPRINT, KEY_KNOWN_HOSTS, KEY_SSH_KEY, KEY_VM_CPUS, KEY_VM_MEMORY, KEY_VM_FIRMWARE,
+	KEY_VM_BUS, KEY_VM_NICS, NKEYS
 };
 
 static const struct key {
@@ -37,6 +38,7 @@ static const struct key {
 	enum key_type type;
 	uint64_t min, max;  /* K_UINT */
 	const char *hint;   /* what a good value looks like, for messages */
+	const char *const *choices;  /* K_CHOICE: the accepted words, NULL-terminated */
 } keys[NKEYS] = {
 	[KEY_OUTPUT] = { "output", K_OUTPUT, .hint = "an absolute folder path or a URL (https://, s3://, sftp://, smb://, nfs://)" },
 	[KEY_FORMAT] = { "format", K_FORMAT, .hint = "raw, qcow2, vmdk-stream, vmdk, vhdx, vhd or vhd-fixed" },
@@ -60,6 +62,13 @@ static const struct key {
 	[KEY_SSH_FINGERPRINT] = { "ssh-fingerprint", K_FINGERPRINT, .hint = "SHA256:base64, as ssh-keygen -lf prints it" },
 	[KEY_KNOWN_HOSTS] = { "known-hosts", K_PATH, .hint = "an OpenSSH known_hosts file" },
 	[KEY_SSH_KEY] = { "ssh-key", K_PATH, .hint = "an OpenSSH private key file" },
+	[KEY_VM_CPUS] = { "vm-cpus", K_UINT, 1, 256, "a number of virtual CPUs from 1 to 256" },
+	[KEY_VM_MEMORY] = { "vm-memory", K_UINT, 128, 4194304, "MiB of memory from 128 to 4194304" },
+	[KEY_VM_FIRMWARE] = { "vm-firmware", K_CHOICE, .hint = "bios or uefi",
+			      .choices = (const char *const[]){ "bios", "uefi", NULL } },
+	[KEY_VM_BUS] = { "vm-bus", K_CHOICE, .hint = "sata, scsi, ide or virtio",
+			 .choices = (const char *const[]){ "sata", "scsi", "ide", "virtio", NULL } },
+	[KEY_VM_NICS] = { "vm-nics", K_UINT, 1, 8, "a number of network adapters from 1 to 8" },
 };
 _Static_assert(NKEYS <= ARRAY_SIZE(((struct config_job *)0)->values), "config_job.values too small");
 
@@ -391,6 +400,12 @@ static bool check_value(struct config *cfg, unsigned line, int k, const char *v)
 			return true;
 		add_error(cfg, line, "%s is longer than a path can be", key->name);
 		return false;
+	case K_CHOICE:
+		for (const char *const *c = key->choices; *c; c++)
+			if (strcmp(v, *c) == 0)
+				return true;
+		add_error(cfg, line, "%s takes %s, not '%s'", key->name, key->hint, sv);
+		return false;
 	case K_WORD:
 		for (const char *p = v; *p; p++)
 			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
@@ -595,7 +610,7 @@ static void parse_line(struct config *cfg, unsigned line, char *text, struct sec
 			add_error(cfg, line, "unknown key '%s'; did you mean '%s'?", sname, hint);
 		else
 			add_error(cfg, line, "unknown key '%s'; keys are output, format, disks, name, after, report, verify, force, all-blocks, "
-				  "max-unreadable, workers, compress-level, ca-file, insecure, retries, timeout, password-file, s3-endpoint, "
+				  "max-unreadable, workers, compress-level, vm-cpus, vm-memory, vm-firmware, vm-bus, vm-nics, ca-file, insecure, retries, timeout, password-file, s3-endpoint, "
 				  "s3-region, ssh-fingerprint, known-hosts, ssh-key", sname);
 		return;
 	}
@@ -896,6 +911,11 @@ struct config_job *config_for_machine(const struct config *cfg, const char *seri
 	job->max_unreadable = vals[KEY_MAX_UNREADABLE] && parse_u64(vals[KEY_MAX_UNREADABLE], &u) == 0 ? u : UINT64_MAX;
 	job->workers = vals[KEY_WORKERS] && parse_u64(vals[KEY_WORKERS], &u) == 0 ? (unsigned)u : 0;
 	job->compress_level = vals[KEY_COMPRESS_LEVEL] && parse_u64(vals[KEY_COMPRESS_LEVEL], &u) == 0 ? (int)u : 0;
+	job->vm.cpus = vals[KEY_VM_CPUS] && parse_u64(vals[KEY_VM_CPUS], &u) == 0 ? (unsigned)u : 0;
+	job->vm.memory_mib = vals[KEY_VM_MEMORY] && parse_u64(vals[KEY_VM_MEMORY], &u) == 0 ? u : 0;
+	job->vm.nics = vals[KEY_VM_NICS] && parse_u64(vals[KEY_VM_NICS], &u) == 0 ? (unsigned)u : 0;
+	job->vm.firmware = vals[KEY_VM_FIRMWARE];
+	job->vm.bus = vals[KEY_VM_BUS];
 	job->dest = (struct dest_options){
 		.force = job->force,
 		.ca_file = vals[KEY_CA_FILE],

@@ -52,6 +52,8 @@ static const char help_clone[] =
 	"  --all                 every source disk (or the --disk ones: sda, /dev/sda, serial:X),\n"
 	"                        one image each named NAME-DISK.EXT, VM descriptors and\n"
 	"                        NAME.machine.json beside them (NAME: --name, else the DMI serial)\n"
+	"  --vm-cpus N, --vm-memory MiB, --vm-firmware bios|uefi, --vm-bus sata|scsi|ide|virtio,\n"
+	"  --vm-nics N           the VM descriptors' values instead of the source's\n"
 	"  --all-blocks          copy every sector, not just what filesystems use\n"
 	"  --progress MODE       plain (default), json (one object per line) or none\n"
 	"  --max-unreadable N    stop when more than N sectors cannot be read (default: no limit)\n"
@@ -112,7 +114,8 @@ static const char help_config[] =
 	"  [mac 52:54:00:12:34:56]   # one machine by any NIC's MAC\n"
 	"\n"
 	"Other keys, as the clone options: verify, force, all-blocks, max-unreadable, workers,\n"
-	"compress-level, ca-file, insecure, retries, timeout, password-file, s3-endpoint,\n"
+	"compress-level, vm-cpus, vm-memory, vm-firmware, vm-bus, vm-nics, ca-file, insecure,\n"
+	"retries, timeout, password-file, s3-endpoint,\n"
 	"s3-region, ssh-fingerprint, known-hosts, ssh-key. Booleans: yes/no.\n";
 
 static const char help_run[] =

@@ -129,6 +129,38 @@ static int check_mac(const char *mac)
 	return 0;
 }
 
+int vmdesc_bus_by_name(const char *name, enum vm_bus *bus)
+{
+	static const struct { const char *name; enum vm_bus bus; } buses[] = {
+		{ "sata", VM_BUS_SATA }, { "scsi", VM_BUS_SCSI }, { "ide", VM_BUS_IDE }, { "virtio", VM_BUS_VIRTIO },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(buses); i++)
+		if (strcmp(name, buses[i].name) == 0) {
+			*bus = buses[i].bus;
+			return 0;
+		}
+	return error("VM disk bus '%s' is not sata, scsi, ide or virtio", name);
+}
+
+int vmdesc_override(struct vm_spec *spec, const struct vm_overrides *o)
+{
+	if (o->cpus)
+		spec->cpus = o->cpus;
+	if (o->memory_mib)
+		spec->memory_mib = o->memory_mib;
+	if (o->nics)
+		spec->nics = o->nics;
+	if (!o->firmware)
+		return 0;
+	if (strcmp(o->firmware, "bios") == 0)
+		spec->firmware = VM_FIRMWARE_BIOS;
+	else if (strcmp(o->firmware, "uefi") == 0)
+		spec->firmware = VM_FIRMWARE_UEFI;
+	else
+		return error("VM firmware '%s' is not bios or uefi", o->firmware);
+	return 0;
+}
+
 int vmdesc_check(const struct vm_spec *spec)
 {
 	if (!spec->name || !*spec->name)

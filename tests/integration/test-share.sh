@@ -206,7 +206,7 @@ case_run smb-refused --output smb://cctest@10.0.2.2:$CLOSEDPORT/share/x/disk.qco
 case_run nfs-ok --verify --output nfs://10.0.2.2:$NFSPORT/export/dir/disk.qcow2
 case_run nfs-noexport --output nfs://10.0.2.2:$NFSPORT/nosuch/disk.qcow2
 echo "SHARE-BEGIN machine"
-coldclone clone --all --name m1 --format qcow2 --progress none --output smb://cctest@10.0.2.2:$SMBPORT/share/machine/ 2>&1
+coldclone clone --all --name m1 --format qcow2 --progress none --vm-cpus 3 --vm-memory 3072 --output smb://cctest@10.0.2.2:$SMBPORT/share/machine/ 2>&1
 echo "SHARE-END machine rc=\$?"
 echo "SHARE-BEGIN machine-nodisk"
 coldclone clone --all --disk vda --disk vdz --output smb://cctest@10.0.2.2:$SMBPORT/share/machine2/ 2>&1
@@ -341,6 +341,9 @@ fi
 if command -v virt-xml-validate > /dev/null; then
 	check "--all: libvirt XML passes virt-xml-validate" virt-xml-validate "$MD/m1.xml" domain
 fi
+grep -q "<vcpu placement='static'>3</vcpu>" "$MD/m1.xml" 2> /dev/null && grep -q "<memory unit='MiB'>3072</memory>" "$MD/m1.xml" &&
+	t_pass "--all: --vm-cpus and --vm-memory override the source's" ||
+	t_fail "--all: VM overrides" "$(grep -a 'vcpu\|memory' "$MD/m1.xml" 2>&1)"
 grep -q "<os firmware='efi'>" "$MD/m1.xml" 2> /dev/null && t_pass "--all: UEFI source gives a UEFI VM" ||
 	t_fail "--all: UEFI source gives a UEFI VM" "$(grep -a '<os' "$MD/m1.xml" 2>&1)"
 guest_case machine-nodisk "--all --disk with an unknown disk: usage error" 2 "--disk vdz: no such source disk"
