@@ -115,8 +115,8 @@ static const char help_config[] =
 	"\n"
 	"Other keys, as the clone options: verify, force, all-blocks, max-unreadable, workers,\n"
 	"compress-level, vm-cpus, vm-memory, vm-firmware, vm-bus, vm-nics, ca-file, insecure,\n"
-	"retries, timeout, password-file, s3-endpoint,\n"
-	"s3-region, ssh-fingerprint, known-hosts, ssh-key. Booleans: yes/no.\n";
+	"retries, timeout, password-file, s3-endpoint, s3-region, ssh-fingerprint, known-hosts,\n"
+	"ssh-key. Booleans: yes/no.\n";
 
 static const char help_run[] =
 	"usage: coldclone run --config FILE|URL [--serial S] [--mac M]... [--report URL]\n"
