@@ -14,7 +14,7 @@ need_fixtures || { t_fail fixtures "could not build the fixture disks"; exit 0; 
 PORT=$(free_port)
 PASSWORD='Dig3st-Pa55'
 chmod 755 "$T_TMP"
-mkdir -p "$T_TMP/www/dav" "$T_TMP/lock"
+mkdir -p "$T_TMP/www/dav" "$T_TMP/lock" "$T_TMP/run"
 printf 'tech:coldclone:%s\n' "$(printf 'tech:coldclone:%s' "$PASSWORD" | md5sum | cut -d' ' -f1)" > "$T_TMP/digest.pw"
 chown -R www-data "$T_TMP/www" "$T_TMP/lock"
 cat > "$T_TMP/httpd.conf" <<EOC
@@ -22,6 +22,7 @@ ServerRoot $T_TMP
 ServerName 127.0.0.1
 Listen 127.0.0.1:$PORT
 PidFile $T_TMP/httpd.pid
+DefaultRuntimeDir $T_TMP/run
 ErrorLog $T_TMP/error.log
 LoadModule mpm_event_module $MODS/mod_mpm_event.so
 LoadModule authn_core_module $MODS/mod_authn_core.so
