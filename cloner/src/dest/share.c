@@ -617,7 +617,9 @@ static int share_open(struct sink *s, struct share_dest *d, struct url *u, const
 	}
 	if (dest_file_open(&d->inner, d->path, o) < 0) {
 		d->inner.ops = NULL;  /* dest_file_open freed its own state */
-		return -1;
+		return error("'%s' (mounted at %s) did not take the image: a read-only share, or an account "
+			     "that may not write there? Ask for write access or choose another folder",
+			     u->display, d->mnt);
 	}
 	d->ops = share_ops_template;
 	d->ops.name = smb ? "smb" : "nfs";
