@@ -4,12 +4,16 @@
 source "$(dirname "$0")/../lib.sh"
 requires openssl
 disk="$T_TMP/big.img"
-# 1 GiB of incompressible data, no partition table: read whole, compressed slowly.
-openssl enc -aes-128-ctr -pass pass:interrupt -nosalt -pbkdf2 < /dev/zero 2>/dev/null | head -c 1G > "$disk"
+# 1 GiB of text-like data (base64 of random bytes), no partition table: read whole, and
+# compressible, so deflate at the slowest level works on every grain (incompressible
+# grains would be stored, fast).
+openssl enc -aes-128-ctr -pass pass:interrupt -nosalt -pbkdf2 < /dev/zero 2>/dev/null | base64 -w 0 |
+	head -c 1G > "$disk"
 
 for sig in INT TERM KILL; do
 	out="$T_TMP/out-$sig.vmdk"
-	"$COLDCLONE" clone --source "$disk" --output "$out" --workers 1 --progress none -q 2> "$T_TMP/log" &
+	"$COLDCLONE" clone --source "$disk" --output "$out" --workers 1 --compress-level 12 --progress none -q \
+		2> "$T_TMP/log" &
 	pid=$!
 	sleep 2
 	if ! kill -0 $pid 2>/dev/null; then t_fail "$sig" "clone finished before the signal; test disk too small"; continue; fi

@@ -98,7 +98,12 @@ start_smbd() {
 		read only = no
 		guest ok = yes
 		force user = root
+	[archive]
+		path = $d/archive
+		read only = yes
+		force user = root
 	EOF
+	mkdir -p "$d/archive/old"
 	echo "root = cctest" > "$d/users.map"
 	printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | pdbedit -s "$d/smb.conf" -a -t -u root > "$d/pdbedit.log" 2>&1 ||
 		{ tail -3 "$d/pdbedit.log"; return 1; }
@@ -203,6 +208,7 @@ case_run smb21 --output smb://cctest@10.0.2.2:$SMB21PORT/share/old.vhdx
 case_run smb-badpw --output smb://cctest:$WRONG@10.0.2.2:$SMBPORT/share/bad/disk.qcow2
 case_run smb-noshare --output smb://cctest@10.0.2.2:$SMBPORT/noshare/disk.qcow2
 case_run smb-refused --output smb://cctest@10.0.2.2:$CLOSEDPORT/share/x/disk.qcow2
+case_run smb-readonly --output smb://cctest@10.0.2.2:$SMBPORT/archive/old/disk.qcow2
 case_run nfs-ok --verify --output nfs://10.0.2.2:$NFSPORT/export/dir/disk.qcow2
 case_run nfs-noexport --output nfs://10.0.2.2:$NFSPORT/nosuch/disk.qcow2
 echo "SHARE-BEGIN machine"
@@ -306,6 +312,8 @@ guest_case smb-badpw "wrong password: refused login named" 4 "'smb://cctest@10.0
 section smb-badpw | grep -qF -- "$WRONG" && t_fail "guest: wrong password never printed" "the password is in the output"
 [ -e "$SMBD/share/bad" ] && t_fail "wrong password: nothing left on the share" "$SMBD/share/bad exists" ||
 	t_pass "wrong password: nothing left on the share"
+guest_case smb-readonly "read-only share: refused, URL named" 4 "'smb://cctest@10.0.2.2:$SMBPORT/archive/old/disk.qcow2' (mounted at"
+[ -z "$(ls -A "$SMBD/archive/old")" ] && t_pass "read-only share: nothing written" || t_fail "read-only share: nothing written" "$(ls "$SMBD/archive/old")"
 guest_case smb-noshare "missing share named" 4 "the server has no share named 'noshare'"
 guest_case smb-refused "closed port: connection refused named" 4 "port $CLOSEDPORT of 10.0.2.2"
 if [ $NFS_UP = yes ]; then
