@@ -28,6 +28,8 @@ struct dest_options {
 int dest_file_open(struct sink *s, const char *path, const struct dest_options *o);
 /* http:// https://, including vSphere datastore URLs (?dcPath=&dsName=). */
 int dest_http_open(struct sink *s, const char *url, const struct dest_options *o);
+/* A vSphere datastore file URL: http(s) with ?dcPath= or &dsName= in its query. */
+bool dest_is_vsphere(const char *url);
 /* s3://BUCKET/KEY */
 int dest_s3_open(struct sink *s, const char *url, const struct dest_options *o);
 /* sftp://USER@HOST[:PORT]/PATH */

@@ -9,4 +9,11 @@
 /* Returns an EXIT_* code: the worst of the disks'. */
 int machine_clone(const struct clone_opts *o);
 
+/* DEST (a folder path or URL; a URL's ?query stays at the end) joined with FILE. */
+char *machine_dest_join(const char *dest, const char *file);
+/* File extension of a format's images: vhd-fixed images are .vhd. */
+const char *machine_image_ext(const char *format);
+/* The image of one disk: NAME-DISK.EXT, DISK the device's base name (sda). */
+char *machine_image_file(const char *name, const char *disk, const char *format);
+
 #endif

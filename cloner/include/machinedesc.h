@@ -20,6 +20,13 @@ struct machine_files {
 	size_t n;        /* the machine manifest is always the last */
 };
 
+/* The VM for jobs[0..n) (n >= 1): the source's CPUs, memory and NIC count from inv, UEFI
+ * when a disk has an EFI system partition, the guest OS guessed from the filesystems, one
+ * disk per image (at most MACHINEDESC_MAX_DISKS, into disks[]), then jobs[0].o.vm's
+ * overrides. -1 with a message when an override is not understood. */
+#define MACHINEDESC_MAX_DISKS 16
+int machinedesc_vm_spec(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
+			struct vm_disk *disks, struct vm_spec *spec);
 /* Render the files for jobs[0..n) (their summaries). -1 on failure (printed). */
 int machinedesc_render(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
 		       const char *started, const char *finished, struct machine_files *out);

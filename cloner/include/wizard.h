@@ -68,8 +68,6 @@ struct wizard {
 /* Step 3 (wizard_dest.c): ask for the destination and what it needs, test it, ask again
  * until the test passes. 0, or -1 when wizard_stop is set. */
 int wizard_ask_destination(struct wizard *w);
-/* DEST joined with FILE as machine.c does: a URL's ?query stays at the end (malloc'd). */
-char *wizard_join_dest(const char *dest, const char *file);
 bool wizard_is_mountpoint(const char *dir);
 
 #endif

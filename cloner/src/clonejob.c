@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "inventory.h"
+#include "machinedesc.h"
 #include "vmdesc.h"
 #include "manifest.h"
 #include "net.h"
@@ -221,7 +222,7 @@ static int verify_at_destination(struct clone_job *j)
 static void store_vsphere_ovf(struct clone_job *j)
 {
 	const char *q = strchr(j->o.output, '?');
-	if (strcmp(j->fmt->name, "vmdk-stream") != 0 || !q || (!strstr(q, "dsName=") && !strstr(q, "dcPath=")))
+	if (strcmp(j->fmt->name, "vmdk-stream") != 0 || !dest_is_vsphere(j->o.output))
 		return;
 	struct inventory inv = { 0 };
 	inventory_read(&inv, "");
@@ -229,20 +230,9 @@ static void store_vsphere_ovf(struct clone_job *j)
 	char *dot = strrchr(name, '.');
 	if (dot)
 		*dot = '\0';
-	struct vm_disk disk = { .file = j->sum.file, .format = j->fmt->name, .capacity = j->sum.image_vsize,
-				.file_size = j->sum.image_size, .bus = VM_BUS_SATA };
-	struct vm_spec spec = { .name = name, .cpus = inv.cpus ? inv.cpus : 2,
-				.memory_mib = inventory_vm_memory_mib(&inv),
-				.firmware = j->sum.uefi ? VM_FIRMWARE_UEFI : VM_FIRMWARE_BIOS,
-				.os = j->sum.has_ntfs ? VM_OS_WINDOWS : j->sum.has_linux ? VM_OS_LINUX : VM_OS_UNKNOWN,
-				.disks = &disk, .ndisks = 1, .nics = inv.nnics ? MIN(inv.nnics, (size_t)8) : 1 };
-	if (j->o.vm.bus)
-		vmdesc_bus_by_name(j->o.vm.bus, &disk.bus);
-	if (vmdesc_override(&spec, &j->o.vm) < 0) {
-		inventory_release(&inv);
-		return;
-	}
-	CLEANUP_FREE char *ovf = vmdesc_ovf(&spec);
+	struct vm_disk disk;
+	struct vm_spec spec;
+	CLEANUP_FREE char *ovf = machinedesc_vm_spec(name, &inv, j, 1, &disk, &spec) == 0 ? vmdesc_ovf(&spec) : NULL;
 	size_t len = (size_t)(q - j->o.output);
 	const char *ext = memrchr(j->o.output, '.', len), *slash = memrchr(j->o.output, '/', len);
 	size_t stem = ext && ext > slash ? (size_t)(ext - j->o.output) : len;

@@ -21,12 +21,6 @@
 #include "util.h"
 #include "wizard.h"
 
-static const char *image_ext(const char *format)
-{
-	const struct fmt_ops *f = fmt_by_name(format);
-	return !f || strcmp(f->name, "vhd-fixed") == 0 ? "vhd" : f->ext;
-}
-
 /* ---- 2. disks ------------------------------------------------------------------------- */
 
 static bool all_picked(const struct wizard *w)
@@ -162,7 +156,7 @@ static int ask_name(struct wizard *w)
 {
 	char answer[sizeof w->name];
 	wizard_heading("5. Machine name");
-	wizard_say("Images are called NAME-DISK.%s and NAME.machine.json lists them.\n", image_ext(w->format));
+	wizard_say("Images are called NAME-DISK.%s and NAME.machine.json lists them.\n", machine_image_ext(w->format));
 	const char *suggested = w->name[0] ? w->name : w->dmi_name;
 	for (;;) {
 		if (wizard_ask("Machine name", suggested, answer, sizeof answer) < 0)
@@ -184,9 +178,12 @@ static int confirm(struct wizard *w)
 	CLEANUP_FREE char *shown = url_redact(w->output);
 	wizard_heading("6. Ready to clone");
 	wizard_say("  destination  %s\n  format       %s\n  machine name %s\n  disks:\n", shown, w->format, w->name);
-	for (size_t i = 0; i < w->ndisks; i++)
-		if (w->pick[i])
-			wizard_say("    %-12s -> %s-%s.%s\n", w->disks[i].path, w->name, w->disks[i].name, image_ext(w->format));
+	for (size_t i = 0; i < w->ndisks; i++) {
+		if (!w->pick[i])
+			continue;
+		CLEANUP_FREE char *file = machine_image_file(w->name, w->disks[i].name, w->format);
+		wizard_say("    %-12s -> %s\n", w->disks[i].path, file);
+	}
 	wizard_say("  and %s.machine.json when every disk is done. The source disks are only read.\n", w->name);
 	return wizard_yes("Start", true);
 }
@@ -212,14 +209,14 @@ static void result_screen(const struct wizard *w, int rc)
 	for (size_t i = 0; i < w->ndisks && ok; i++) {
 		if (!w->pick[i])
 			continue;
-		CLEANUP_FREE char *file = xasprintf("%s-%s.%s", w->name, w->disks[i].name, image_ext(w->format));
-		CLEANUP_FREE char *dest = wizard_join_dest(w->output, file);
+		CLEANUP_FREE char *file = machine_image_file(w->name, w->disks[i].name, w->format);
+		CLEANUP_FREE char *dest = machine_dest_join(w->output, file);
 		CLEANUP_FREE char *shown = url_redact(dest);
 		wizard_say("  image     %s (+ .manifest.json)\n", shown);
 	}
 	if (ok) {
 		CLEANUP_FREE char *file = xasprintf("%s.machine.json", w->name);
-		CLEANUP_FREE char *dest = wizard_join_dest(w->output, file);
+		CLEANUP_FREE char *dest = machine_dest_join(w->output, file);
 		CLEANUP_FREE char *shown = url_redact(dest);
 		wizard_say("  machine   %s (with the VM descriptors beside it)\n", shown);
 	} else {

@@ -9,7 +9,6 @@
 #include "machine.h"
 
 #include <json-c/json.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,15 +87,14 @@ static int choose_disks(struct machine_job *m)
 	return EXIT_OK;
 }
 
-/* DEST joined with FILE: a folder path or URL (a URL's ?query stays at the end). */
-static char *join_dest(const char *dest, const char *file)
+char *machine_dest_join(const char *dest, const char *file)
 {
 	size_t len = strstr(dest, "://") ? strcspn(dest, "?#") : strlen(dest);
 	const char *sep = len && dest[len - 1] == '/' ? "" : "/";
 	return xasprintf("%.*s%s%s%s", (int)len, dest, sep, file, dest + len);
 }
 
-static const char *image_ext(const char *format)
+const char *machine_image_ext(const char *format)
 {
 	const struct fmt_ops *f = fmt_by_name(format);
 	if (!f || strcmp(f->name, "vhd-fixed") == 0)
@@ -104,13 +102,18 @@ static const char *image_ext(const char *format)
 	return f->ext;
 }
 
+char *machine_image_file(const char *name, const char *disk, const char *format)
+{
+	const char *base = strrchr(disk, '/') ? strrchr(disk, '/') + 1 : disk;
+	return xasprintf("%s-%s.%s", name, base, machine_image_ext(format));
+}
+
 static int prepare_all(struct machine_job *m)
 {
 	m->jobs = xcalloc(m->ndisks, sizeof *m->jobs);
 	for (size_t i = 0; i < m->ndisks; i++) {
-		CLEANUP_FREE char *file = xasprintf("%s-%s.%s", m->name, basename((char *)m->disks[i]),
-						    image_ext(m->o.format));
-		CLEANUP_FREE char *out = join_dest(m->o.output, file);
+		CLEANUP_FREE char *file = machine_image_file(m->name, m->disks[i], m->o.format);
+		CLEANUP_FREE char *out = machine_dest_join(m->o.output, file);
 		clonejob_init(&m->jobs[i], &m->o, m->disks[i], out, true);
 		m->njobs++;
 		int r = clonejob_prepare(&m->jobs[i]);
@@ -163,7 +166,7 @@ static int store_machine_files(struct machine_job *m)
 		return EXIT_INTERNAL;
 	int r = EXIT_OK;
 	for (size_t i = 0; i < files.n && r == EXIT_OK; i++) {
-		CLEANUP_FREE char *dest = join_dest(m->o.output, files.f[i].name);
+		CLEANUP_FREE char *dest = machine_dest_join(m->o.output, files.f[i].name);
 		if (sink_store_file(dest, files.f[i].text, strlen(files.f[i].text), &m->o.dest) < 0)
 			r = EXIT_DEST;
 	}
@@ -182,7 +185,7 @@ static void store_failure(struct machine_job *m, int rc)
 	utc_timestamp(finished, sizeof finished);
 	CLEANUP_FREE char *text = machinedesc_failure(m->name, &m->inv, m->jobs, m->njobs, m->started, finished, rc);
 	CLEANUP_FREE char *file = xasprintf("%s.failed.json", m->name);
-	CLEANUP_FREE char *dest = join_dest(m->o.output, file);
+	CLEANUP_FREE char *dest = machine_dest_join(m->o.output, file);
 	struct dest_options quick = m->o.dest;
 	quick.retries = MIN(quick.retries, 1u);
 	if (sink_store_file(dest, text, strlen(text), &quick) == 0)

@@ -78,25 +78,33 @@ static enum vm_os guess_os(const struct clone_job *jobs, size_t n)
 }
 
 /* One descriptor per hypervisor that takes the format; listed in the manifest. */
-static void render_descriptors(const char *name, const struct inventory *inv, const struct clone_job *jobs,
-			       size_t n, struct machine_files *out, json_object *list)
+int machinedesc_vm_spec(const char *name, const struct inventory *inv, const struct clone_job *jobs, size_t n,
+			struct vm_disk *disks, struct vm_spec *spec)
 {
-	struct vm_disk disks[16];
-	size_t nd = MIN(n, sizeof disks / sizeof disks[0]);
-	const struct vm_overrides *vo = n ? &jobs[0].o.vm : NULL;
+	size_t nd = MIN(n, (size_t)MACHINEDESC_MAX_DISKS);
+	const struct vm_overrides *vo = &jobs[0].o.vm;
 	enum vm_bus bus = VM_BUS_SATA;  /* every guest OS boots from SATA (AHCI) */
-	if (vo && vo->bus)
-		vmdesc_bus_by_name(vo->bus, &bus);
+	if (vo->bus && vmdesc_bus_by_name(vo->bus, &bus) < 0)
+		return -1;
 	for (size_t i = 0; i < nd; i++)
 		disks[i] = (struct vm_disk){ .file = jobs[i].sum.file, .format = jobs[i].sum.format,
 					     .capacity = jobs[i].sum.image_vsize, .file_size = jobs[i].sum.image_size,
 					     .bus = bus };
-	struct vm_spec spec = {
+	*spec = (struct vm_spec){
 		.name = name, .cpus = inv->cpus ? inv->cpus : 2, .memory_mib = inventory_vm_memory_mib(inv),
 		.firmware = any_uefi(jobs, n) ? VM_FIRMWARE_UEFI : VM_FIRMWARE_BIOS, .os = guess_os(jobs, n),
-		.disks = disks, .ndisks = nd, .nics = inv->nnics ? MIN(inv->nnics, (size_t)8) : 1, .nic_model = VM_NIC_EMULATED,
+		.disks = disks, .ndisks = nd, .nics = inv->nnics ? MIN(inv->nnics, (size_t)8) : 1,
+		.nic_model = VM_NIC_EMULATED,
 	};
-	if (vo && vmdesc_override(&spec, vo) < 0)
+	return vmdesc_override(spec, vo);
+}
+
+static void render_descriptors(const char *name, const struct inventory *inv, const struct clone_job *jobs,
+			       size_t n, struct machine_files *out, json_object *list)
+{
+	struct vm_disk disks[MACHINEDESC_MAX_DISKS];
+	struct vm_spec spec;
+	if (n == 0 || machinedesc_vm_spec(name, inv, jobs, n, disks, &spec) < 0)
 		return;
 	for (size_t k = 0; k < vmdesc_nkinds && out->n + 1 < sizeof out->f / sizeof out->f[0]; k++) {
 		const struct vmdesc_kind *kind = &vmdesc_kinds[k];

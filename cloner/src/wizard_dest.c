@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "machine.h"
 #include "net.h"
 #include "util.h"
 #include "wizard.h"
@@ -24,14 +25,6 @@ bool wizard_is_mountpoint(const char *dir)
 	if (f)
 		fclose(f);
 	return found;
-}
-
-/* DEST joined with FILE as machine.c does: a URL's ?query stays at the end. */
-char *wizard_join_dest(const char *dest, const char *file)
-{
-	size_t len = strstr(dest, "://") ? strcspn(dest, "?#") : strlen(dest);
-	const char *sep = len && dest[len - 1] == '/' ? "" : "/";
-	return xasprintf("%.*s%s%s%s", (int)len, dest, sep, file, dest + len);
 }
 
 /* ---- 3. destination ------------------------------------------------------------------- */
@@ -100,7 +93,7 @@ static int ask_credentials(struct wizard *w)
  * login, the folder and the right to write are checked; nothing stays but folders. */
 static bool connection_test(struct wizard *w)
 {
-	CLEANUP_FREE char *probe = wizard_join_dest(w->output, PROBE_NAME);
+	CLEANUP_FREE char *probe = machine_dest_join(w->output, PROBE_NAME);
 	struct dest_options o = w->dest;
 	o.est_size = 0;
 	o.retries = 0;  /* an answer now, not after the copy's reconnect budget */

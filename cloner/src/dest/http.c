@@ -394,15 +394,22 @@ static const struct sink_ops http_ops = {
 	.free = http_free,
 };
 
+bool dest_is_vsphere(const char *url)
+{
+	const char *q = strchr(url, '?');
+	return (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) && q &&
+	       (strstr(q, "dsName=") || strstr(q, "dcPath="));
+}
+
 static int http_prepare(struct sink *s, struct http_dest *h)
 {
 	const char *name = strrchr(h->url.path, '/') + 1;
 	if (!*name)
 		return error("'%s' names a folder: add the image's file name (for example .../disk.vmdk)", h->url.display);
-	h->vsphere = h->url.query && (strstr(h->url.query, "dsName=") || strstr(h->url.query, "dcPath="));
+	h->final_url = url_for_curl(&h->url, NULL);
+	h->vsphere = dest_is_vsphere(h->final_url);
 	if (h->url.user && net_password(&h->url, h->opts, true) < 0)
 		return -1;
-	h->final_url = url_for_curl(&h->url, NULL);
 	if (probe_server(h) < 0)
 		return -1;
 	if (h->webdav) {

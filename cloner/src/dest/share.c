@@ -295,6 +295,16 @@ static void opt_add(char **opts, const char *key, const char *value, bool double
 	*opts = next;
 }
 
+/* port=N when the URL names a port. */
+static void opt_add_port(char **opts, int port)
+{
+	if (!port)
+		return;
+	char text[8];
+	snprintf(text, sizeof text, "%d", port);
+	opt_add(opts, "port", text, false);
+}
+
 static void opt_free(char **opts)
 {
 	if (*opts) {
@@ -403,11 +413,7 @@ static int mount_smb(struct share_dest *d, const struct url *u, const char *shar
 	CLEANUP_OPTS char *opts = NULL;
 	opt_add(&opts, "vers", "default", false);
 	opt_add(&opts, "ip", addr, false);
-	if (u->port) {
-		char port[8];
-		snprintf(port, sizeof port, "%d", u->port);
-		opt_add(&opts, "port", port, false);
-	}
+	opt_add_port(&opts, u->port);
 	/* Guest: user "guest" with an empty password (the kernel's "guest" flag needs mount.cifs). */
 	opt_add(&opts, "username", user ? user : "guest", false);
 	opt_add(&opts, "password", user && u->password ? u->password : "", true);
@@ -443,11 +449,7 @@ static int mount_nfs_dir(struct share_dest *d, const struct url *u, const char *
 		opt_add(&opts, "vers", versions[i], false);
 		opt_add(&opts, "proto", "tcp", false);
 		opt_add(&opts, "addr", addr, false);
-		if (u->port) {
-			char port[8];
-			snprintf(port, sizeof port, "%d", u->port);
-			opt_add(&opts, "port", port, false);
-		}
+		opt_add_port(&opts, u->port);
 		if (versions[i][0] == '3') {
 			opt_add(&opts, "mountproto", "tcp", false);
 			opt_add(&opts, "mountaddr", addr, false);
