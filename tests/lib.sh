@@ -170,3 +170,28 @@ start_nginx() {
 	nginx -c "$T_TMP/nginx.conf" -p "$T_TMP" || return 1
 	cleanup 'kill $(cat "$T_TMP/nginx.pid") 2>/dev/null'
 }
+
+# start_faultproxy LISTEN_PORT TARGET_PORT CUT_AFTER CUTS: tests/tools/faultproxy.py in the
+# background, cutting the first CUTS connections that carry more than CUT_AFTER bytes; one
+# line per cut goes to $T_TMP/cuts (emptied first). Sets PROXY; stop_faultproxy ends it.
+start_faultproxy() {
+	rm -f "$T_TMP/cuts"
+	python3 "$ROOT/tests/tools/faultproxy.py" --listen "$1" --target "$2" --cut-after "$3" --cuts "$4" \
+		--log "$T_TMP/cuts" > "$T_TMP/proxy.out" 2>&1 &
+	PROXY=$!
+	cleanup "kill $PROXY 2>/dev/null"
+	wait_for_line "$T_TMP/proxy.out" ready 10
+}
+stop_faultproxy() { kill "$PROXY" 2>/dev/null; wait "$PROXY" 2>/dev/null; }
+
+# log_expect LOG CASE PATTERN: pass CASE when the serial log LOG holds PATTERN (a fixed
+# string); else fail with the log's tail and set KEEP=1 (the caller keeps its logs).
+log_expect() {
+	if grep -aqF -- "$3" "$1"; then
+		t_pass "$2"
+	else
+		t_fail "$2" "no '$3' in the serial log $(basename "$1") (${ELAPSED:-?}s); its tail:"
+		tr -d '\r' < "$1" | grep -av '^\s*$' | tail -25 | sed 's/^/    /'
+		KEEP=1
+	fi
+}

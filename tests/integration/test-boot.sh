@@ -93,15 +93,7 @@ boot() {
 }
 
 # expect NAME CASE PATTERN: pass when the serial log of NAME holds PATTERN (fixed string).
-expect() {
-	if grep -aqF -- "$3" "$T_TMP/$1.log"; then
-		t_pass "$2"
-	else
-		t_fail "$2" "no '$3' in the serial log of $1 (${ELAPSED}s); its tail:"
-		tr -d '\r' < "$T_TMP/$1.log" | grep -av '^\s*$' | tail -25 | sed 's/^/    /'
-		KEEP=1
-	fi
-}
+expect() { log_expect "$T_TMP/$1.log" "$2" "$3"; }
 KEEP=0
 
 echo "  ISO $(du -h --apparent-size "$ISO" | cut -f1), initrd $(du -h --apparent-size "$IMG/initrd.img" | cut -f1), kernel $KVER"

@@ -152,26 +152,17 @@ else
 fi
 
 # 5. A connection cut after 3 MiB: the upload restarts from its start, which is still buffered.
-python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((3 << 20)) --log "$T_TMP/cuts" \
-	> "$T_TMP/proxy.out" 2>&1 &
-PROXY=$!
-cleanup "kill $PROXY 2>/dev/null"
-wait_for_line "$T_TMP/proxy.out" ready 10
+start_faultproxy "$PORT_CUT" "$PORT_HTTP" $((3 << 20)) 1
 clone "http://tester@127.0.0.1:$PORT_CUT/dav/cut-early/disk.raw"
 [ $rc -eq 0 ] && [ -s "$T_TMP/cuts" ] && [ "$(jq .transfer.resumes "$W/dav/cut-early/disk.raw.manifest.json")" = 1 ] \
 	&& t_pass "connection cut at 3 MiB: upload restarted and completed" \
 	|| t_fail "early cut" "exit $rc, cuts: $(cat "$T_TMP/cuts" 2>/dev/null): $(tail -5 "$T_TMP/out")"
 [ -f "$W/dav/cut-early/disk.raw" ] && check_uploaded "early cut" "$W/dav/cut-early/disk.raw" raw
-kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
+stop_faultproxy
 
 # 6. Cut after 64 MiB, every time: HTTP PUT cannot resume that far; a clear failure, nothing left,
 #    and meanwhile `ps` does not show the password given in the URL.
-rm -f "$T_TMP/cuts"
-python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((64 << 20)) --cuts 10 \
-	--log "$T_TMP/cuts" > "$T_TMP/proxy.out" 2>&1 &
-PROXY=$!
-cleanup "kill $PROXY 2>/dev/null"
-wait_for_line "$T_TMP/proxy.out" ready 10
+start_faultproxy "$PORT_CUT" "$PORT_HTTP" $((64 << 20)) 10
 COLDCLONE_PASSWORD= "$COLDCLONE" clone --source "$SRC" --output "http://tester:$PASSWORD@127.0.0.1:$PORT_CUT/dav/cut-late/disk.raw" \
 	--progress none --retries 2 --timeout 10 > "$T_TMP/out" 2>&1 &
 CL=$!
@@ -186,21 +177,16 @@ wait $CL; rc=$?
 [ -z "$(ls -A "$W/dav/cut-late" 2>/dev/null)" ] && t_pass "late cut: nothing left on the server" \
 	|| t_fail "late cut leftovers" "$(ls "$W/dav/cut-late")"
 ! grep -q "$PASSWORD" "$T_TMP/out" && t_pass "late cut: password not in the messages" || t_fail "late cut: leak" "password printed"
-kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
+stop_faultproxy
 
 # 6b. Cut once after 64 MiB: the copy starts again from the beginning and completes.
-rm -f "$T_TMP/cuts"
-python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT_HTTP" --cut-after $((64 << 20)) --cuts 1 \
-	--log "$T_TMP/cuts" > "$T_TMP/proxy.out" 2>&1 &
-PROXY=$!
-cleanup "kill $PROXY 2>/dev/null"
-wait_for_line "$T_TMP/proxy.out" ready 10
+start_faultproxy "$PORT_CUT" "$PORT_HTTP" $((64 << 20)) 1
 clone "http://tester@127.0.0.1:$PORT_CUT/dav/cut-once/disk.raw"
 [ $rc -eq 0 ] && [ -s "$T_TMP/cuts" ] && grep -q 'whole retry 1 of 2' "$T_TMP/out" \
 	&& t_pass "connection cut once at 64 MiB: whole retry, then complete" \
 	|| t_fail "cut once late" "exit $rc: $(tail -5 "$T_TMP/out")"
 [ -f "$W/dav/cut-once/disk.raw" ] && check_uploaded "whole retry" "$W/dav/cut-once/disk.raw" raw
-kill $PROXY 2>/dev/null; wait $PROXY 2>/dev/null
+stop_faultproxy
 
 # 6c. Refusals that retrying cannot fix: each a clear line naming the URL, exit 4, quickly.
 clone "http://tester@127.0.0.1:$PORT_HTTP/forbidden/disk.qcow2"

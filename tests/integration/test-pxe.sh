@@ -87,15 +87,7 @@ pxe_boot() {
 
 KEEP=0
 # expect CASE PATTERN: pass when the serial log holds PATTERN (fixed string).
-expect() {
-	if grep -aqF -- "$2" "$T_TMP/pxe.log"; then
-		t_pass "$1"
-	else
-		t_fail "$1" "no '$2' in the serial log (${ELAPSED}s); its tail:"
-		tr -d '\r' < "$T_TMP/pxe.log" | grep -av '^\s*$' | tail -25 | sed 's/^/    /'
-		KEEP=1
-	fi
-}
+expect() { log_expect "$T_TMP/pxe.log" "$1" "$2"; }
 # line_no PATTERN: number of the first serial log line holding PATTERN (0: none).
 line_no() { tr -d '\r' < "$T_TMP/pxe.log" | grep -naF -- "$1" | head -1 | cut -d: -f1 | grep . || echo 0; }
 

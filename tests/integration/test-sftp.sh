@@ -81,11 +81,7 @@ clone "sftp://$USER_NAME@127.0.0.1:$PORT$D/badkey.qcow2" --ssh-fingerprint "$FP"
 	|| t_fail "rejected key" "exit $rc: $(tail -3 "$T_TMP/out")"
 
 # 4. The connection cut after 40 MiB: the upload resumes where the server's file ends.
-python3 "$ROOT/tests/tools/faultproxy.py" --listen "$PORT_CUT" --target "$PORT" --cut-after $((40 << 20)) --log "$T_TMP/cuts" \
-	> "$T_TMP/proxy.out" 2>&1 &
-PROXY=$!
-cleanup "kill $PROXY 2>/dev/null"
-wait_for_line "$T_TMP/proxy.out" ready 10
+start_faultproxy "$PORT_CUT" "$PORT" $((40 << 20)) 1
 clone "sftp://$USER_NAME@127.0.0.1:$PORT_CUT$D/cut/disk.raw" --ssh-fingerprint "$FP" --format raw
 [ $rc -eq 0 ] && [ -s "$T_TMP/cuts" ] && grep -q 'resumes at' "$T_TMP/out" \
 	&& [ "$(jq .transfer.resumes "$D/cut/disk.raw.manifest.json")" -ge 1 ] \
