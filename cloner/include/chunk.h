@@ -10,6 +10,7 @@
 #define CHUNK_SIZE (1u << 20)          /* also the content-digest unit (README) */
 #define BLOCK_SIZE (64u << 10)         /* allocation / zero-detect granularity */
 #define BLOCKS_PER_CHUNK (CHUNK_SIZE / BLOCK_SIZE)
+#define CHUNK_HASH_LEN 16              /* XXH3-128, canonical (big-endian) bytes */
 
 struct chunk {
 	uint64_t seq;          /* position in the delivery order */
@@ -18,7 +19,7 @@ struct chunk {
 	uint32_t mapped;       /* bit i: block i intersects the extent map (reader) */
 	uint32_t nonzero;      /* bit i: block i holds a non-zero byte (worker); subset of mapped */
 	uint8_t *data;         /* len bytes; unmapped and unreadable parts are zero */
-	uint8_t sha256[32];    /* SHA-256 of data[0..len) when nonzero != 0 (worker) */
+	uint8_t hash[CHUNK_HASH_LEN]; /* content-digest hash of data[0..len) when nonzero != 0 (worker) */
 	uint8_t *out;          /* format's encoded bytes (worker, fmt_ops.encode), may be NULL */
 	size_t out_cap;        /* capacity of out */
 	size_t out_len;        /* bytes used in out */
@@ -35,7 +36,7 @@ static inline uint32_t chunk_block_len(const struct chunk *c, unsigned i)
 }
 
 /* Set c->nonzero from c->data (only mapped blocks can be non-zero) and, when any
- * block is non-zero, c->sha256. Thread-safe. */
+ * block is non-zero, c->hash. Thread-safe. */
 void chunk_analyze(struct chunk *c);
 
 #endif

@@ -38,6 +38,7 @@ struct manifest_check {
 	char format[32];
 	char image_sha256[65];
 	char content_digest[65];
+	char digest_algorithm[128];
 	uint64_t image_size;
 	uint64_t virtual_size;        /* source size */
 };

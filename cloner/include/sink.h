@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct sink;
+struct image_hash;
 
 struct sink_ops {
 	const char *name;
@@ -35,7 +36,7 @@ struct sink_ops {
 struct sink {
 	const struct sink_ops *ops;
 	uint64_t pos;           /* bytes emitted so far */
-	void *sha;              /* EVP_MD_CTX of everything emitted */
+	struct image_hash *sha; /* SHA-256 of everything emitted (imagehash.h) */
 	uint8_t sha256[32];     /* set by sink_finish */
 	char *display;          /* destination for messages, without credentials */
 	bool finished;          /* sink_finish succeeded */

@@ -2,9 +2,9 @@
  * non-zero blocks and hash the chunk for the content digest. */
 #include "chunk.h"
 
-#include <openssl/evp.h>
 #include <string.h>
 
+#include "digest.h"
 #include "util.h"
 
 void chunk_analyze(struct chunk *c)
@@ -16,7 +16,7 @@ void chunk_analyze(struct chunk *c)
 			c->nonzero |= 1u << i;
 	}
 	if (c->nonzero)
-		EVP_Digest(c->data, c->len, c->sha256, NULL, EVP_sha256(), NULL);
+		chunk_hash(c->data, c->len, c->hash);
 	else
-		memset(c->sha256, 0, sizeof c->sha256);
+		memset(c->hash, 0, sizeof c->hash);
 }

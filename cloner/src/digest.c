@@ -2,8 +2,17 @@
 #include "digest.h"
 
 #include <openssl/evp.h>
+#include <string.h>
+#include <xxhash.h>
 
 #include "util.h"
+
+void chunk_hash(const uint8_t *buf, size_t len, uint8_t out[CHUNK_HASH_LEN])
+{
+	XXH128_canonical_t canon;
+	XXH128_canonicalFromHash(&canon, XXH3_128bits(buf, len));
+	memcpy(out, canon.digest, CHUNK_HASH_LEN);
+}
 
 int content_digest_init(struct content_digest *d)
 {
@@ -14,12 +23,11 @@ int content_digest_init(struct content_digest *d)
 	return 0;
 }
 
-void content_digest_add(struct content_digest *d, uint64_t off, uint32_t len, const uint8_t sha256[32])
+void content_digest_add(struct content_digest *d, uint64_t off, uint32_t len, const uint8_t hash[CHUNK_HASH_LEN])
 {
-	uint8_t rec[8 + 32];
+	uint8_t rec[8 + CHUNK_HASH_LEN];
 	put_le64(rec, off);
-	for (int i = 0; i < 32; i++)
-		rec[8 + i] = sha256[i];
+	memcpy(rec + 8, hash, CHUNK_HASH_LEN);
 	EVP_DigestUpdate(d->ctx, rec, sizeof rec);
 	d->last_off = off;
 	d->chunks++;

@@ -86,8 +86,9 @@ static const char help_digest[] =
 	"usage: coldclone digest [FILE|-]\n"
 	"\n"
 	"Prints the content digest of raw disk content: SHA-256 over, for each non-zero 1 MiB\n"
-	"chunk in order, its 8-byte little-endian offset and its SHA-256. Check any image with\n"
-	"a decoder we did not write:  qemu-img convert -O raw IMG /dev/stdout | coldclone digest -\n";
+	"chunk in order, its 8-byte little-endian offset and its XXH3-128 (16 bytes, as\n"
+	"xxhsum -H2 prints it). Check any image with a decoder we did not write:\n"
+	"  qemu-img convert -O raw IMG check.raw && coldclone digest check.raw\n";
 
 static const char help_verify[] =
 	"usage: coldclone verify IMAGE [MANIFEST]\n"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "digest.h"
 #include "util.h"
 
 static void add_str(json_object *o, const char *k, const char *v)
@@ -124,7 +125,7 @@ char *manifest_render(const struct clone_record *r)
 
 	o = json_object_new_object();
 	add_str(o, "digest", r->content_digest);
-	add_str(o, "algorithm", "sha256 over (le64 offset, sha256) of each non-zero 1 MiB chunk");
+	add_str(o, "algorithm", CONTENT_DIGEST_ALGORITHM);
 	add_u64(o, "chunk_size", 1u << 20);
 	add_u64(o, "bytes_mapped", r->bytes_mapped);
 	add_u64(o, "bytes_read", r->bytes_read);
@@ -181,6 +182,7 @@ int manifest_load(const char *path, struct manifest_check *m)
 	if (get_string(root, "image", "format", m->format, sizeof m->format, path) < 0 ||
 	    get_string(root, "image", "sha256", m->image_sha256, sizeof m->image_sha256, path) < 0 ||
 	    get_string(root, "content", "digest", m->content_digest, sizeof m->content_digest, path) < 0 ||
+	    get_string(root, "content", "algorithm", m->digest_algorithm, sizeof m->digest_algorithm, path) < 0 ||
 	    get_u64(root, "image", "size", &m->image_size, path) < 0 ||
 	    get_u64(root, "source", "size", &m->virtual_size, path) < 0)
 		r = -1;

@@ -178,7 +178,7 @@ static int writer_loop(struct pipe *p)
 			return 0;
 		struct chunk *c = &sl->c;
 		if (c->nonzero)
-			content_digest_add(p->pp->digest, c->off, c->len, c->sha256);
+			content_digest_add(p->pp->digest, c->off, c->len, c->hash);
 		for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++)
 			if (c->nonzero & (1u << i))
 				p->st->bytes_stored += chunk_block_len(c, i);

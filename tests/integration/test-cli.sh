@@ -45,3 +45,41 @@ cc clone --source "$disk" --output "$T_TMP/v.qcow2" --progress none -q
 printf 'X' | dd of="$T_TMP/v.qcow2" bs=1 seek=$(( $(stat -c %s "$T_TMP/v.qcow2") - 100 )) conv=notrunc status=none
 expect_rc "verify detects a modified image" 5 cc verify "$T_TMP/v.qcow2"
 expect_rc "digest of a missing file" 3 cc digest "$T_TMP/nope"
+
+# The content digest as the README defines it, computed by Debian's python3-xxhash and
+# hashlib rather than our code: a sparse image with data in three chunks, one of them the
+# short last chunk, and an all-zero chunk between them that must be left out.
+dd_img="$T_TMP/dg.raw"
+truncate -s $(( 5 * 1048576 + 12800 )) "$dd_img"
+head -c 700000 /dev/urandom | dd of="$dd_img" bs=4096 seek=10 conv=notrunc status=none
+printf 'tail' | dd of="$dd_img" bs=1 seek=$(( 5 * 1048576 + 100 )) conv=notrunc status=none
+dd if=/dev/zero of="$dd_img" bs=1M seek=2 count=1 conv=notrunc status=none
+printf 'x' | dd of="$dd_img" bs=1 seek=$(( 3 * 1048576 + 7 )) conv=notrunc status=none
+want=$(/usr/bin/python3 - "$dd_img" <<'PY'
+import hashlib, struct, sys, xxhash
+outer = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    off = 0
+    while chunk := f.read(1 << 20):
+        if chunk.count(0) != len(chunk):
+            outer.update(struct.pack("<Q", off) + xxhash.xxh3_128_digest(chunk))
+        off += len(chunk)
+print(outer.hexdigest())
+PY
+)
+got=$(cc digest "$dd_img")
+[ -n "$want" ] && [ "$got" = "$want" ] && t_pass "content digest matches the README's definition (python hashlib + xxhash)" \
+	|| t_fail "content digest matches the README's definition" "coldclone $got, python $want"
+got=$(cc digest - < "$dd_img")
+[ "$got" = "$want" ] && t_pass "digest of a pipe equals digest of the file" || t_fail "digest of a pipe" "$got vs $want"
+cc clone --source "$dd_img" --output "$T_TMP/dg.vhdx" --all-blocks --progress none -q
+[ "$(jq -r .content.digest "$T_TMP/dg.vhdx.manifest.json")" = "$want" ] \
+	&& t_pass "clone manifest carries the same digest" || t_fail "clone manifest digest" "$(jq -c .content "$T_TMP/dg.vhdx.manifest.json")"
+
+# A manifest written with another digest algorithm: the image SHA-256 is still checked, the
+# digest is reported as not comparable instead of a false mismatch.
+jq '.content.algorithm = "sha256 over (le64 offset, sha256) of each non-zero 1 MiB chunk" | .content.digest = "00"' \
+	"$T_TMP/dg.vhdx.manifest.json" > "$T_TMP/old.manifest.json"
+expect_rc "verify with an older digest algorithm" 0 cc verify "$T_TMP/dg.vhdx" "$T_TMP/old.manifest.json"
+grep -q "content digest not checked" "$T_TMP/out" && grep -q "image sha256.*OK" "$T_TMP/out" \
+	&& t_pass "verify says why the digest was not compared" || t_fail "verify older algorithm output" "$(cat "$T_TMP/out")"

@@ -2,11 +2,11 @@
  * image, position tracking, zero runs, and choosing the implementation by URL scheme. */
 #include "sink.h"
 
-#include <openssl/evp.h>
 #include <string.h>
 #include <strings.h>
 
 #include "dest.h"
+#include "imagehash.h"
 #include "util.h"
 
 typedef int (*dest_open_fn)(struct sink *s, const char *dest, const struct dest_options *o);
@@ -43,15 +43,14 @@ int sink_open(struct sink **out, const char *dest, const struct dest_options *o)
 			     (int)(colon - dest), dest);
 	}
 	struct sink *s = xcalloc(1, sizeof *s);
-	s->sha = EVP_MD_CTX_new();
-	if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
-		free(s);
-		return error("initialise SHA-256: OpenSSL failed");
-	}
 	if (open_fn(s, dest, o) < 0) {
-		EVP_MD_CTX_free(s->sha);
 		free(s->display);
 		free(s);
+		return -1;
+	}
+	s->sha = image_hash_new();
+	if (!s->sha) {
+		sink_free(s);
 		return -1;
 	}
 	*out = s;
@@ -64,7 +63,7 @@ int sink_write(struct sink *s, const void *buf, size_t len)
 		return 0;
 	if (s->ops->write(s, buf, len) < 0)
 		return -1;
-	EVP_DigestUpdate(s->sha, buf, len);
+	image_hash_data(s->sha, buf, len);
 	s->pos += len;
 	return 0;
 }
@@ -76,11 +75,7 @@ int sink_zero(struct sink *s, uint64_t len)
 	if (s->ops->skip) {
 		if (s->ops->skip(s, len) < 0)
 			return -1;
-		for (uint64_t left = len; left; ) {
-			size_t n = (size_t)MIN(left, sizeof zeros);
-			EVP_DigestUpdate(s->sha, zeros, n);
-			left -= n;
-		}
+		image_hash_zeros(s->sha, len);
 		s->pos += len;
 		return 0;
 	}
@@ -101,10 +96,10 @@ int sink_pad(struct sink *s, uint64_t align)
 
 int sink_finish(struct sink *s)
 {
-	unsigned int n = 0;
 	if (s->ops->finish(s) < 0)
 		return -1;
-	EVP_DigestFinal_ex(s->sha, s->sha256, &n);
+	image_hash_final(s->sha, s->sha256);
+	s->sha = NULL;
 	s->finished = true;
 	return 0;
 }
@@ -143,7 +138,7 @@ void sink_free(struct sink *s)
 	if (!s->published)
 		s->ops->abort(s);
 	s->ops->free(s);
-	EVP_MD_CTX_free(s->sha);
+	image_hash_free(s->sha);
 	free(s->display);
 	free(s);
 }
