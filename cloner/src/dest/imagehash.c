@@ -146,8 +146,20 @@ void image_hash_zeros(struct image_hash *h, uint64_t len)
 		hash_zeros(h->ctx, len);
 		return;
 	}
-	if (len == 0)
+	if (len < IMAGE_HASH_SLOT) {
+		/* A short run between data (a raw image's 64 KiB holes) goes in with the data:
+		 * handing over half-empty slots would make the two threads take turns. */
+		while (len) {
+			struct hash_slot *sl = &h->slot[h->head % IMAGE_HASH_SLOTS];
+			size_t n = (size_t)MIN(len, (uint64_t)(IMAGE_HASH_SLOT - sl->len));
+			memset(sl->buf + sl->len, 0, n);
+			sl->len += n;
+			len -= n;
+			if (sl->len == IMAGE_HASH_SLOT)
+				hand_over(h);
+		}
 		return;
+	}
 	flush_open(h);
 	h->slot[h->head % IMAGE_HASH_SLOTS].zeros = len;
 	hand_over(h);
