@@ -324,6 +324,11 @@ pass() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo FAIL; fi; }
 		r=$(get "$n" 6); [ "$r" -le "$max" ] || { max=$r; mx=$n; }
 	done
 	echo "- $(pass "$max / 1024 <= 128") peak RSS ≤ 128 MiB: largest $(awk -v r="$max" 'BEGIN { printf "%.1f", r / 1024 }') MiB ($mx)"
+	# Busy threads: CPU seconds over wall seconds is the average number of busy cores. The
+	# CPU figure is the last run's, the wall the median: close enough for a ceiling check.
+	busy=$(awk -F'\t' '$1 ~ /^cc-/ && $2 > 0 { b = $7 / $2; if (b > m) { m = b; n = $1 } }
+		END { printf "%.2f %s", m, n }' "$DIR/cases.tsv")
+	echo "- $(pass "${busy%% *} <= $(nproc)") no more threads busy than cores: at most ${busy%% *} cores busy on average (${busy#* }) of $(nproc)"
 	if [ "$SCALING" != 0 ]; then
 		for f in raw vmdk-stream; do
 			a=$(get "cc-$f" 2) b=$(get "cc-$f@$SCALE_SIZE" 2)
