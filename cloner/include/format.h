@@ -18,6 +18,7 @@
 enum {
 	FMT_CAN_4K = 1u << 0,      /* can record a 4096-byte logical sector size */
 	FMT_COMPRESSED = 1u << 1,  /* encode() compresses (CPU heavy) */
+	FMT_FULL_SIZE = 1u << 2,   /* the file is as big as the disk: holes are part of its SHA-256 */
 };
 
 struct fmt_writer {

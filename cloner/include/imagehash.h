@@ -13,6 +13,7 @@
 
 #define IMAGE_HASH_SLOTS 16
 #define IMAGE_HASH_SLOT (512u << 10)
+#define IMAGE_HASH_ZERO_PIECE (64u << 20)  /* most zero bytes one slot stands for */
 
 struct image_hash;
 
@@ -24,6 +25,8 @@ void image_hash_data(struct image_hash *h, const void *buf, size_t len);
 void image_hash_zeros(struct image_hash *h, uint64_t len);
 /* Wait for everything added, write the digest and free h. */
 void image_hash_final(struct image_hash *h, uint8_t sha256[32]);
+/* This CPU's SHA-256 rate in bytes per second, measured on a few MiB (~10 ms). */
+double image_hash_rate(void);
 /* Stop without a digest and free h; accepts NULL. */
 void image_hash_free(struct image_hash *h);
 

@@ -16,6 +16,7 @@
 #include "vmdesc.h"
 #include "manifest.h"
 #include "net.h"
+#include "imagehash.h"
 #include "util.h"
 
 static int choose_format(struct clone_job *j)
@@ -83,6 +84,22 @@ static int preflight(struct clone_job *j)
 }
 
 /* The sink, the format writer on it, and a fresh content digest. */
+/* A raw (or fixed VHD) image is as big as the disk, and its SHA-256 covers every hole: on
+ * a large, mostly empty disk that costs more than copying the data, so say so up front. */
+static void warn_hashing_holes(const struct clone_job *j)
+{
+	if (!(j->fmt->caps & FMT_FULL_SIZE))
+		return;
+	uint64_t data = extmap_bytes(&j->map), holes = j->src.size - MIN(data, j->src.size);
+	double rate = image_hash_rate();
+	if (holes < (64ull << 30) || holes < 4 * data || rate <= 0)
+		return;
+	char hs[32];
+	info("%s image: its SHA-256 covers all of the disk, %s of it empty; hashing that adds about %.0f min "
+	     "on this CPU (qcow2, vhdx and vmdk-stream hash only the data)",
+	     j->fmt->name, fmt_size(holes, hs, sizeof hs), (double)holes / rate / 60 + 0.5);
+}
+
 static int open_destination(struct clone_job *j)
 {
 	if (sink_open(&j->sink, j->o.output, &j->o.dest) < 0)
@@ -163,6 +180,7 @@ int clonejob_prepare(struct clone_job *j)
 	if (j->src.lsec == 4096 && !(j->fmt->caps & FMT_CAN_4K))
 		warning("'%s' has 4096-byte sectors but %s images are 512-byte: the guest will see 512-byte sectors and a GPT written for 4096 will not match; prefer vhdx or qcow2",
 		     j->src.path, j->fmt->name);
+	warn_hashing_holes(j);
 	/* Space estimate: the mapped bytes plus format metadata; compressed formats need less. */
 	uint64_t est = extmap_bytes(&j->map) + j->src.size / 4096 + (4u << 20);
 	if (j->fmt->caps & FMT_COMPRESSED)
