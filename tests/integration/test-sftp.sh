@@ -88,3 +88,46 @@ clone "sftp://$USER_NAME@127.0.0.1:$PORT_CUT$D/cut/disk.raw" --ssh-fingerprint "
 	&& t_pass "connection cut at 40 MiB: upload resumed, not restarted" \
 	|| t_fail "cut" "exit $rc, cuts: $(cat "$T_TMP/cuts" 2>/dev/null): $(tail -5 "$T_TMP/out")"
 [ -f "$D/cut/disk.raw" ] && check_uploaded "resumed upload" "$D/cut/disk.raw" raw
+
+# 5. Password login (no key): a second sshd that accepts passwords only, and a throwaway
+# local account whose password sshd checks in /etc/shadow. Removed again on exit.
+PW_USER=ccsftp$$
+PW_PORT=$(free_port)
+PW='S3cret pass:word@1'
+if command -v useradd > /dev/null && useradd -M -d "$T_TMP" -s /bin/sh "$PW_USER" 2> /dev/null; then
+	cleanup "userdel $PW_USER 2>/dev/null"
+	printf '%s:%s\n' "$PW_USER" "$PW" | chpasswd
+	PD=$T_TMP/pwup && mkdir -p "$PD" && chmod 777 "$PD"
+	sed -e "s/^Port .*/Port $PW_PORT/" -e "s|^PidFile .*|PidFile $T_TMP/sshd-pw.pid|" \
+		-e 's/^PasswordAuthentication no/PasswordAuthentication yes/' \
+		-e "s|^AuthorizedKeysFile .*|AuthorizedKeysFile none|" "$T_TMP/sshd_config" > "$T_TMP/sshd_pw_config"
+	"$SSHD" -f "$T_TMP/sshd_pw_config" -E "$T_TMP/sshd-pw.log" &&
+		cleanup 'kill $(cat "$T_TMP/sshd-pw.pid") 2>/dev/null'
+	for _ in $(seq 50); do ssh-keyscan -p "$PW_PORT" 127.0.0.1 > /dev/null 2>&1 && break; sleep 0.1; done
+	pwclone() {  # URL [options]: like clone, without the key
+		local url=$1; shift
+		"$COLDCLONE" clone --source "$SRC" --output "$url" --progress none --retries 1 --timeout 10 \
+			--ssh-fingerprint "$FP" "$@" > "$T_TMP/out" 2>&1
+		rc=$?
+	}
+	printf '%s\n' "$PW" > "$T_TMP/pwfile"
+	pwclone "sftp://$PW_USER@127.0.0.1:$PW_PORT$PD/pw.qcow2" --password-file "$T_TMP/pwfile"
+	[ $rc -eq 0 ] && t_pass "password login (--password-file)" || t_fail "password login" "exit $rc: $(tail -3 "$T_TMP/out")"
+	check_uploaded "password upload" "$PD/pw.qcow2" qcow2
+	COLDCLONE_PASSWORD=$PW pwclone "sftp://$PW_USER@127.0.0.1:$PW_PORT$PD/env.vhdx"
+	[ $rc -eq 0 ] && [ -f "$PD/env.vhdx" ] && t_pass "password from COLDCLONE_PASSWORD" \
+		|| t_fail "password from the environment" "exit $rc: $(tail -3 "$T_TMP/out")"
+	enc=$(/usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$PW")
+	pwclone "sftp://$PW_USER:$enc@127.0.0.1:$PW_PORT$PD/url.raw"
+	[ $rc -eq 0 ] && [ -f "$PD/url.raw" ] && ! grep -qF -e "$enc" -e "S3cret" "$T_TMP/out" "$PD/url.raw.manifest.json" \
+		&& t_pass "password in the URL (percent-encoded) works and is never printed or recorded" \
+		|| t_fail "password in the URL" "exit $rc: $(tail -3 "$T_TMP/out")"
+	printf 'wrong\n' > "$T_TMP/badpw"
+	pwclone "sftp://$PW_USER@127.0.0.1:$PW_PORT$PD/bad.qcow2" --password-file "$T_TMP/badpw"
+	[ $rc -eq 4 ] && grep -qi 'login\|auth\|denied\|password' "$T_TMP/out" && [ ! -e "$PD/bad.qcow2" ] \
+		&& ! ls "$PD" | grep -q '^bad' \
+		&& t_pass "wrong password: exit 4, says so, nothing stored" \
+		|| t_fail "wrong password" "exit $rc: $(tail -3 "$T_TMP/out"); $(ls "$PD")"
+else
+	t_skip "password login" "cannot create a local account (useradd)"
+fi
