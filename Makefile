@@ -11,7 +11,7 @@ CC      ?= cc
 WARN := -Wall -Wextra -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wpointer-arith -Wwrite-strings -Wundef \
 	-Wimplicit-fallthrough -Wconversion -Wno-sign-conversion -fno-common -Werror
-PKGS := blkid libntfs-3g ext2fs com_err openssl libdeflate libxxhash json-c libcurl
+PKGS := blkid libntfs-3g ext2fs com_err hivex openssl libdeflate libxxhash json-c libcurl
 # Shared by every BUILD directory: it only depends on Debian's curl source.
 CURL_DIR ?= build/curl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
@@ -21,7 +21,7 @@ ALL_CFLAGS = -std=gnu17 $(CFLAGS) $(WARN) $(PKG_CFLAGS) -Icloner/include \
 
 # Static: each archive once, in a group so their order does not matter.
 STATIC_LIBS := -Wl,--start-group $(CURL_DIR)/lib/libcurl.a -lnghttp2 -lssh2 -lssl -lz \
-	-lblkid -lntfs-3g -lext2fs -lcom_err -luuid \
+	-lblkid -lntfs-3g -lext2fs -lcom_err -lhivex -luuid \
 	-lcrypto -ldeflate -lxxhash -ljson-c -Wl,--end-group -ldl -pthread
 # Dynamic (sanitizer build and unit tests).
 DYN_LIBS := $(shell pkg-config --libs $(PKGS)) -pthread
@@ -40,6 +40,7 @@ CLONER_SRCS := \
 	cloner/src/fs/ext.c \
 	cloner/src/fs/fat.c \
 	cloner/src/fs/swap.c \
+	cloner/src/fs/oshost.c \
 	cloner/src/format/registry.c \
 	cloner/src/format/raw.c \
 	cloner/src/format/qcow2.c \

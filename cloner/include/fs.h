@@ -37,4 +37,15 @@ int fs_fallback(struct partition *p, enum fs_state st, const char *fmt, ...)
 /* The mapper for a blkid TYPE, or NULL. */
 const struct fs_ops *fs_find(const char *blkid_type);
 
+/* ntfs.c's read-only mount, for reading a few files (oshost.c): the mapper's device that
+ * cannot write and its boot-sector sanity checks, case-insensitive name lookups, and
+ * libntfs-3g's messages in debug output only until ntfs_ro_close. NULL when the volume
+ * cannot be mounted (no message: callers treat it as "not there"). ntfs_ro_volume gives
+ * libntfs-3g's ntfs_volume; s must stay open until ntfs_ro_close, which accepts NULL. */
+struct ntfs_ro;
+struct _ntfs_volume;
+struct ntfs_ro *ntfs_ro_open(struct source *s, const struct partition *p);
+struct _ntfs_volume *ntfs_ro_volume(struct ntfs_ro *r);
+void ntfs_ro_close(struct ntfs_ro *r);
+
 #endif

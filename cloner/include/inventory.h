@@ -45,6 +45,9 @@ struct inventory {
 	size_t nnics;
 	struct inventory_controller *controllers;  /* PCI class 0x01 devices, sorted by slot */
 	size_t ncontrollers;
+	/* Not from sysfs: set by the caller with inventory_set_os_host() from the source disks. */
+	char *os_hostname;       /* host name the installed OS gave itself (oshost.h), or NULL */
+	char os[16];             /* "windows" or "linux" with os_hostname, else "" */
 };
 
 /* Fill *inv (zero it first) from the files under sysroot: "" for the running system, or
@@ -61,12 +64,17 @@ void inventory_release(struct inventory *inv);
  * storage_controllers [{slot, pci_id, class ("0x010601"), driver (or null)}]. */
 json_object *inventory_json(const struct inventory *inv);
 
+/* Record the host name found on the machine's disks (oshost_find) and its OS ("windows",
+ * "linux"); hostname NULL clears it. The strings are copied. */
+void inventory_set_os_host(struct inventory *inv, const char *hostname, const char *os);
+
 /* The name images and descriptors are called by, malloc'd (caller frees), never NULL:
- * override when given, else the DMI serial unless it is a placeholder ("To Be Filled By
- * O.E.M.", "Default string", all zeros...), else "coldclone-" + first MAC without colons,
- * else "coldclone-machine". The chosen source is reduced to [A-Za-z0-9._-] (other runs
- * become one '-', no leading '.' or '-', at most 64 characters), so it is a safe file name;
- * an override that reduces to nothing falls through to the next source. */
+ * override when given, else the OS host name (os_hostname), else the DMI serial unless it
+ * is a placeholder ("To Be Filled By O.E.M.", "Default string", all zeros...), else
+ * "coldclone-" + first MAC without colons, else "coldclone-machine". The chosen source is
+ * reduced to [A-Za-z0-9._-] (other runs become one '-', no leading '.' or '-', at most 64
+ * characters), so it is a safe file name; a source that reduces to nothing falls through
+ * to the next one. */
 char *inventory_machine_name(const struct inventory *inv, const char *override);
 
 /* Memory for a VM of this machine in MiB: MemTotal rounded up to a whole GiB (MemTotal

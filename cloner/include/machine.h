@@ -5,9 +5,14 @@
 #define COLDCLONE_MACHINE_H
 
 #include "clonejob.h"
+#include "inventory.h"
 
 /* Returns an EXIT_* code: the worst of the disks'. */
 int machine_clone(const struct clone_opts *o);
+
+/* The OS host name (oshost.h) on the disks o selects (--disk, else all), first disk in
+ * order, recorded in inv: what `run` names the machine by before machine_clone. */
+void machine_find_os_host(const struct clone_opts *o, struct inventory *inv);
 
 /* DEST (a folder path or URL; a URL's ?query stays at the end) joined with FILE. */
 char *machine_dest_join(const char *dest, const char *file);

@@ -42,6 +42,8 @@ struct wizard_disk {
 	char path[64];           /* /dev/sda */
 	char name[32];           /* sda */
 	char in_use[128];        /* mount point of a filesystem on it ("" when none): left out */
+	char hostname[256];      /* the first OS host name on its partitions (oshost.h), or "" */
+	char os[16];             /* "windows" or "linux" with hostname */
 };
 
 /* The summary screen: this machine, its disks (as `coldclone list` computes them), NICs
@@ -58,7 +60,7 @@ struct wizard {
 	char output[1024];          /* folder or URL as typed; a password in it is never shown */
 	char format[16];
 	char name[72];
-	char dmi_name[72];          /* the default name: DMI serial, else from the MAC */
+	char dmi_name[72];          /* the default name: OS host name, else DMI serial, else from the MAC */
 	bool password_set;          /* COLDCLONE_PASSWORD / AWS_* set by the wizard */
 	struct dest_options dest;
 	char s3_endpoint[512], s3_region[64], ssh_fingerprint[128], ssh_key[512];

@@ -1,5 +1,6 @@
-/* cmd_list.c - `coldclone list`: the disks, their partitions, filesystems, states and
- * the copy method `clone` would use, as a table or JSON. Read-only, like everything. */
+/* cmd_list.c - `coldclone list`: the disks, their partitions, filesystems, states, the
+ * copy method `clone` would use and the OS host name found on a partition (oshost.c), as
+ * a table or JSON. Read-only, like everything. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <json-c/json.h>
@@ -8,10 +9,12 @@
 
 #include "commands.h"
 #include "layout.h"
+#include "oshost.h"
 #include "source.h"
 #include "util.h"
 
-static json_object *disk_json(const struct source *s, const struct layout *l, uint64_t mapped)
+static json_object *disk_json(const struct source *s, const struct layout *l, const struct oshost *hosts,
+			      uint64_t mapped)
 {
 	json_object *d = json_object_new_object(), *parts = json_object_new_array();
 	json_object_object_add(d, "path", json_object_new_string(s->path));
@@ -37,13 +40,16 @@ static json_object *disk_json(const struct source *s, const struct layout *l, ui
 		json_object_object_add(o, "used_bytes", json_object_new_int64((int64_t)p->used_bytes));
 		json_object_object_add(o, "method", json_object_new_string(p->container ? "table-only" : copy_method_name(p->method)));
 		json_object_object_add(o, "reason", json_object_new_string(p->reason));
+		const struct oshost *h = &hosts[i];
+		json_object_object_add(o, "hostname", h->os ? json_object_new_string(h->name) : NULL);
+		json_object_object_add(o, "os", h->os ? json_object_new_string(oshost_os_id(h->os)) : NULL);
 		json_object_array_add(parts, o);
 	}
 	json_object_object_add(d, "partitions", parts);
 	return d;
 }
 
-static void disk_text(const struct source *s, const struct layout *l, uint64_t mapped)
+static void disk_text(const struct source *s, const struct layout *l, const struct oshost *hosts, uint64_t mapped)
 {
 	char size[32], used[32], start[32];
 	printf("%s  %s%s%s  %s  sectors %u/%u  table %s  to copy %s\n", s->path,
@@ -60,6 +66,8 @@ static void disk_text(const struct source *s, const struct layout *l, uint64_t m
 		       fmt_size(p->start, start, sizeof start), fmt_size(p->size, size, sizeof size),
 		       p->fs[0] ? p->fs : "-", p->label[0] ? p->label : "-", fs_state_name(p->state),
 		       fmt_size(p->used_bytes, used, sizeof used), copy_method_name(p->method), p->reason);
+		if (hosts[i].os)
+			printf("      hostname %s (%s)\n", hosts[i].name, oshost_os_name(hosts[i].os));
 	}
 }
 
@@ -70,13 +78,18 @@ int list_disk(const char *path, uint32_t lsec, json_object *arr)
 	struct layout l = { 0 };
 	struct extmap map;
 	int r = EXIT_OK;
+	CLEANUP_FREE struct oshost *hosts = NULL;
 	extmap_init(&map);
 	if (source_open(&s, path, lsec) < 0 || layout_read(&s, &l) < 0 || layout_plan(&s, &l, false, &map) < 0) {
 		r = EXIT_SOURCE;
-	} else if (arr) {
-		json_object_array_add(arr, disk_json(&s, &l, extmap_bytes(&map)));
 	} else {
-		disk_text(&s, &l, extmap_bytes(&map));
+		hosts = xcalloc(l.nparts ? l.nparts : 1, sizeof *hosts);
+		for (size_t i = 0; i < l.nparts; i++)
+			oshost_probe(&s, &l.parts[i], &hosts[i]);
+		if (arr)
+			json_object_array_add(arr, disk_json(&s, &l, hosts, extmap_bytes(&map)));
+		else
+			disk_text(&s, &l, hosts, extmap_bytes(&map));
 	}
 	extmap_release(&map);
 	layout_release(&l);

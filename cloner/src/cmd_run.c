@@ -188,11 +188,15 @@ static void do_after(enum config_after after, const struct run_opts *ro)
 	reboot(after == CONFIG_AFTER_POWEROFF ? RB_POWER_OFF : RB_AUTOBOOT);
 }
 
-static int run_job(const struct run_opts *ro, const struct config_job *job, const struct inventory *inv)
+static int run_job(const struct run_opts *ro, const struct config_job *job, struct inventory *inv)
 {
-	CLEANUP_FREE char *name = inventory_machine_name(inv, job->name);
 	struct clone_opts o;
-	job_to_opts(job, name, ro->progress, &o);
+	job_to_opts(job, NULL, ro->progress, &o);
+	/* Without a name in the job, the machine is called by the host name on its disks. */
+	if (!job->name)
+		machine_find_os_host(&o, inv);
+	CLEANUP_FREE char *name = inventory_machine_name(inv, job->name);
+	o.name = name;
 	const char *report_url = ro->report ? ro->report : job->report;
 	struct reporter *r = report_url ? report_open(report_url, &job->dest) : NULL;
 	if (r) {

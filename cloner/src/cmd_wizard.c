@@ -158,6 +158,9 @@ static int ask_name(struct wizard *w)
 	wizard_heading("5. Machine name");
 	wizard_say("Images are called NAME-DISK.%s and NAME.machine.json lists them.\n", machine_image_ext(w->format));
 	const char *suggested = w->name[0] ? w->name : w->dmi_name;
+	if (!w->name[0] && w->inv.os_hostname)
+		wizard_say("Suggested: the host name %s gave itself (%s on its disks).\n",
+			   strcmp(w->inv.os, "windows") == 0 ? "Windows" : "Linux", w->inv.os_hostname);
 	for (;;) {
 		if (wizard_ask("Machine name", suggested, answer, sizeof answer) < 0)
 			return -1;
@@ -279,7 +282,7 @@ static int write_job(const struct wizard *w, const char *path)
 		put_value(f, "ssh-fingerprint", w->dest.ssh_fingerprint);
 	if (w->dest.ssh_key)
 		put_value(f, "ssh-key", w->dest.ssh_key);
-	if (strcmp(w->name, w->dmi_name) == 0)
+	if (strcmp(w->name, w->dmi_name) == 0 && !w->inv.os_hostname)
 		fprintf(f, "# name: each machine's DMI serial (the default)\n");
 	else if (safe_word(w->inv.serial))
 		fprintf(f, "\n[machine %s]\nname = %s\n", w->inv.serial, w->name);
@@ -378,12 +381,16 @@ static int wizard_run(struct wizard *w)
 		   "============================================================\n");
 	if (inventory_read(&w->inv, "") < 0)
 		warning("no hardware inventory: /sys is not readable");
-	CLEANUP_FREE char *dmi = inventory_machine_name(&w->inv, NULL);
-	snprintf(w->dmi_name, sizeof w->dmi_name, "%s", dmi);
 	w->ndisks = wizard_summary(&w->inv, w->disks, MAX_DISKS);
 	size_t usable = 0;
-	for (size_t i = 0; i < w->ndisks; i++)
+	for (size_t i = 0; i < w->ndisks; i++) {
 		usable += (w->pick[i] = !*w->disks[i].in_use);
+		/* The default name: the host name on the first source disk that has one. */
+		if (w->pick[i] && *w->disks[i].hostname && !w->inv.os_hostname)
+			inventory_set_os_host(&w->inv, w->disks[i].hostname, w->disks[i].os);
+	}
+	CLEANUP_FREE char *dmi = inventory_machine_name(&w->inv, NULL);
+	snprintf(w->dmi_name, sizeof w->dmi_name, "%s", dmi);
 	if (usable == 0) {
 		error("no disk to clone: check the missing drivers above, then run 'coldclone wizard' again");
 		return EXIT_SOURCE;

@@ -283,6 +283,7 @@ void inventory_release(struct inventory *inv)
 		free(inv->controllers[i].driver);
 	}
 	free(inv->controllers);
+	free(inv->os_hostname);
 	memset(inv, 0, sizeof *inv);
 }
 
@@ -411,9 +412,18 @@ static char *mac_name(const struct inventory *inv)
 	return NULL;
 }
 
+void inventory_set_os_host(struct inventory *inv, const char *hostname, const char *os)
+{
+	free(inv->os_hostname);
+	inv->os_hostname = hostname ? xstrdup(hostname) : NULL;
+	snprintf(inv->os, sizeof inv->os, "%s", hostname && os ? os : "");
+}
+
 char *inventory_machine_name(const struct inventory *inv, const char *override)
 {
 	char *name = override ? sanitize(override) : NULL;
+	if (!name && inv->os_hostname)
+		name = sanitize(inv->os_hostname);
 	if (!name && inv->serial && !junk_serial(inv->serial))
 		name = sanitize(inv->serial);
 	if (!name)

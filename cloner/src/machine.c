@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "machinedesc.h"
+#include "oshost.h"
 #include "util.h"
 
 struct machine_job {
@@ -57,21 +58,30 @@ static bool disk_matches(const char *path, const char *want)
 	return strcmp(path, want) == 0 || strcmp(base, want) == 0;
 }
 
+/* The disks of found that o selects (all, or those --disk names), in found's order, into a
+ * new NULL-terminated array; *n their count. */
+static const char **select_disks(char **found, const struct clone_opts *o, size_t *n)
+{
+	size_t total = 0;
+	while (found[total])
+		total++;
+	const char **disks = xcalloc(total + 1, sizeof *disks);
+	*n = 0;
+	for (size_t i = 0; i < total; i++) {
+		bool take = o->ndisks == 0;
+		for (unsigned k = 0; k < o->ndisks && !take; k++)
+			take = disk_matches(found[i], o->disks[k]);
+		if (take)
+			disks[(*n)++] = found[i];
+	}
+	return disks;
+}
+
 static int choose_disks(struct machine_job *m)
 {
 	if (source_discover(&m->found) < 0)
 		return EXIT_SOURCE;
-	size_t n = 0;
-	while (m->found[n])
-		n++;
-	m->disks = xcalloc(n + 1, sizeof *m->disks);
-	for (size_t i = 0; i < n; i++) {
-		bool take = m->o.ndisks == 0;
-		for (unsigned k = 0; k < m->o.ndisks && !take; k++)
-			take = disk_matches(m->found[i], m->o.disks[k]);
-		if (take)
-			m->disks[m->ndisks++] = m->found[i];
-	}
+	m->disks = select_disks(m->found, &m->o, &m->ndisks);
 	for (unsigned k = 0; k < m->o.ndisks; k++) {
 		bool seen = false;
 		for (size_t i = 0; i < m->ndisks && !seen; i++)
@@ -85,6 +95,25 @@ static int choose_disks(struct machine_job *m)
 			     "the boot summary show missing drivers"),
 		       EXIT_SOURCE;
 	return EXIT_OK;
+}
+
+/* The OS host name on the disks, first disk first, into inv (the name's second choice). */
+static void find_os_host(const char *const *disks, size_t n, struct inventory *inv)
+{
+	struct oshost h;
+	if (oshost_find(disks, n, &h))
+		inventory_set_os_host(inv, h.name, oshost_os_id(h.os));
+}
+
+void machine_find_os_host(const struct clone_opts *o, struct inventory *inv)
+{
+	char **found = NULL;
+	if (source_discover(&found) == 0) {
+		size_t n;
+		CLEANUP_FREE const char **disks = select_disks(found, o, &n);
+		find_os_host(disks, n, inv);
+	}
+	source_discover_free(found);
 }
 
 char *machine_dest_join(const char *dest, const char *file)
@@ -213,6 +242,7 @@ int machine_clone(const struct clone_opts *o)
 	if (r == EXIT_OK) {
 		if (inventory_read(&m.inv, "") < 0)
 			warning("no hardware inventory: /sys is not readable");
+		find_os_host(m.disks, m.ndisks, &m.inv);
 		m.name = inventory_machine_name(&m.inv, o->name);
 		info("machine '%s': %zu disk%s to clone", m.name, m.ndisks, m.ndisks == 1 ? "" : "s");
 		r = prepare_all(&m);

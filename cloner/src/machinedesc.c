@@ -47,6 +47,9 @@ static char *machine_manifest(const char *name, const struct inventory *inv, con
 	json_object_object_add(root, "tool", tool);
 	json_object_object_add(root, "machine", json_object_new_string(name));
 	json_object_object_add(root, "inventory", inventory_json(inv));
+	/* The host name the installed OS gave itself (oshost.c), null when none was found. */
+	json_object_object_add(root, "os_hostname", inv->os_hostname ? json_object_new_string(inv->os_hostname) : NULL);
+	json_object_object_add(root, "os", inv->os_hostname ? json_object_new_string(inv->os) : NULL);
 	json_object_object_add(root, "firmware", json_object_new_string(any_uefi(jobs, n) ? "uefi" : "bios"));
 	json_object *disks = json_object_new_array();
 	for (size_t i = 0; i < n; i++)

@@ -228,7 +228,7 @@ static void mounted_on(const char *name, char *out, size_t outsz)
 	fclose(f);
 }
 
-static void show_disk(size_t i, json_object *d, const struct wizard_disk *w)
+static void show_disk(size_t i, json_object *d, struct wizard_disk *w)
 {
 	char size[32], copy[32], psize[32], used[32];
 	const char *model = jstr(d, "model"), *serial = jstr(d, "serial");
@@ -250,6 +250,12 @@ static void show_disk(size_t i, json_object *d, const struct wizard_disk *w)
 			   *label ? "\"" : "", *label ? " " : "", fmt_size(jsize(p, "used_bytes"), used, sizeof used),
 			   strcmp(state, "clean") && strcmp(state, "unknown") ? "  state " : "",
 			   strcmp(state, "clean") && strcmp(state, "unknown") ? state : "");
+		const char *host = jstr(p, "hostname");
+		if (*host) {
+			wizard_say("                hostname %s (%s)\n", host, jstr(p, "os"));
+			if (!*w->hostname)
+				snprintf(w->hostname, sizeof w->hostname, "%s", host), snprintf(w->os, sizeof w->os, "%s", jstr(p, "os"));
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 /* test-inventory.c - the hardware inventory read from a fake sysroot laid out like a real
  * server's sysfs/procfs (DMI, cpuinfo, meminfo, a PCI NIC with a driver, a second NIC down,
  * lo and a bridge to skip, an AHCI controller and a SAS controller without a driver), its
- * JSON, and the machine-name rules (placeholder serials, sanitising, MAC fallback). */
+ * JSON, and the machine-name rules (placeholder serials, sanitising, MAC fallback, the OS
+ * host name found on the disks before the serial). */
 #define _GNU_SOURCE
 #include <json-c/json.h>
 #include <stdio.h>
@@ -222,6 +223,43 @@ static void test_names(void)
 	CHECK_EQ_U64(inventory_vm_memory_mib(&none), 1024);
 }
 
+/* The host name found on the disks comes after --name and before the DMI serial. */
+struct host_case {
+	const char *override, *hostname, *serial, *want;
+};
+
+static const struct host_case host_names[] = {
+	{ NULL, "SRV-FIN-01", "7XK92J1", "SRV-FIN-01" },
+	{ "web1", "SRV-FIN-01", "7XK92J1", "web1" },
+	{ "///", "SRV-FIN-01", "7XK92J1", "SRV-FIN-01" },
+	{ NULL, NULL, "7XK92J1", "7XK92J1" },
+	{ NULL, "SRV-M\xc3\x9c" "NCHEN", "7XK92J1", "SRV-M-NCHEN" },
+	{ NULL, "db01.example.com", NULL, "db01.example.com" },
+	{ NULL, "--", "7XK92J1", "7XK92J1" },
+	{ NULL, "SRV-FIN-01", "To Be Filled By O.E.M.", "SRV-FIN-01" },
+	{ NULL, NULL, "To Be Filled By O.E.M.", "coldclone-001a2b3c4d5e" },
+};
+
+static void test_host_names(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(host_names); i++) {
+		const struct host_case *c = &host_names[i];
+		struct inventory_nic nic = { .name = (char *)"eno1", .mac = (char *)"00:1a:2b:3c:4d:5e" };
+		struct inventory inv = { .serial = (char *)c->serial, .nics = &nic, .nnics = 1 };
+		inventory_set_os_host(&inv, c->hostname, "windows");
+		CHECK(c->hostname ? strcmp(inv.os, "windows") == 0 : inv.os[0] == '\0' && !inv.os_hostname);
+		char *got = inventory_machine_name(&inv, c->override);
+		if (strcmp(got, c->want) != 0) {
+			fprintf(stderr, "host name case %zu: got '%s', expected '%s'\n", i, got, c->want);
+			CHECK(!"machine name with host name");
+		} else
+			CHECK(1);
+		free(got);
+		inventory_set_os_host(&inv, NULL, NULL);
+		CHECK(inv.os_hostname == NULL && inv.os[0] == '\0');
+	}
+}
+
 int main(void)
 {
 	snprintf(root, sizeof root, "/tmp/cc-inventory.XXXXXX");
@@ -231,6 +269,7 @@ int main(void)
 	test_read();
 	test_bios_and_missing();
 	test_names();
+	test_host_names();
 	test_run("rm -rf '%s'", root);
 	return test_summary();
 }

@@ -515,6 +515,56 @@ static int ntfs_map(struct source *s, struct partition *p, struct extmap *out)
 	return r;
 }
 
+/* ---- read-only mount for reading a few files (fs.h, oshost.c) ---- */
+
+struct ntfs_ro {
+	struct ntfs_win win;   /* the device's d_private: lives as long as the volume */
+	ntfs_volume *vol;
+	char name[96];         /* "/dev/sda partition 2", for libntfs-3g's messages */
+};
+
+struct ntfs_ro *ntfs_ro_open(struct source *s, const struct partition *p)
+{
+	uint8_t bs[512];
+	if (p->size < sizeof bs || source_pread(s, bs, p->start, sizeof bs) < 0 || ntfs_boot_problem(bs, p->size))
+		return NULL;
+	struct ntfs_ro *r = xcalloc(1, sizeof *r);
+	r->win = (struct ntfs_win){ .s = s, .start = p->start, .size = p->size };
+	snprintf(r->name, sizeof r->name, "%s partition %u", s->path ? s->path : "source", p->number);
+	struct ntfs_device *dev = ntfs_device_alloc(r->name, 0, &ntfs_dev_ops, &r->win);
+	if (!dev) {
+		free(r);
+		return NULL;
+	}
+	ntfs_log_start();  /* stays on until ntfs_ro_close: lookups log too */
+	r->vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY);
+	if (!r->vol) {
+		debug("open NTFS on '%s' to read files: %s", r->name, ntfs_log_reason("cannot mount"));
+		ntfs_device_free(dev);
+		ntfs_log_stop();
+		free(r);
+		return NULL;
+	}
+	/* Look names up as Windows does: case-insensitively (except POSIX-namespace names). */
+	if (ntfs_set_ignore_case(r->vol) < 0)
+		debug("NTFS on '%s': case-insensitive lookups unavailable", r->name);
+	return r;
+}
+
+struct _ntfs_volume *ntfs_ro_volume(struct ntfs_ro *r)
+{
+	return r->vol;
+}
+
+void ntfs_ro_close(struct ntfs_ro *r)
+{
+	if (!r)
+		return;
+	ntfs_umount(r->vol, FALSE);  /* also frees the device */
+	ntfs_log_stop();
+	free(r);
+}
+
 static const char *const ntfs_types[] = { "ntfs", NULL };
 
 const struct fs_ops fs_ntfs = {
