@@ -17,6 +17,7 @@
 #include "machine.h"
 #include "net.h"
 #include "report.h"
+#include "sink.h"
 #include "util.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
@@ -188,6 +189,35 @@ static void do_after(enum config_after after, const struct run_opts *ro)
 	reboot(after == CONFIG_AFTER_POWEROFF ? RB_POWER_OFF : RB_AUTOBOOT);
 }
 
+/* The job's messages beside the images as NAME.log, so whoever receives the images sees
+ * what happened on the machine without the boot stick. Replaces the log of an earlier run. */
+static void store_job_log(const struct clone_opts *o, const char *name, const char *text, size_t len)
+{
+	CLEANUP_FREE char *file = xasprintf("%s.log", name);
+	CLEANUP_FREE char *dest = machine_dest_join(o->output, file);
+	struct dest_options d = o->dest;
+	d.force = true;
+	if (sink_store_file(dest, text, len, &d) == 0)
+		info("job log stored beside the images as %s", file);
+	else
+		warning("the job log could not be stored beside the images: it is on the console above");
+}
+
+/* Start copying every message into a memory log; NULL when that is not possible. */
+static FILE *start_job_log(char **text, size_t *len, const char *name, const struct config_job *job)
+{
+	FILE *log = open_memstream(text, len);
+	if (!log)
+		return NULL;
+	char when[32];
+	utc_timestamp(when, sizeof when);
+	fprintf(log, "coldclone %s: job [%s] for machine '%s', started %s\n", COLDCLONE_VERSION, job->section,
+		name, when);
+	config_job_print(job, log);
+	log_set_file(log);
+	return log;
+}
+
 static int run_job(const struct run_opts *ro, const struct config_job *job, struct inventory *inv)
 {
 	struct clone_opts o;
@@ -204,6 +234,9 @@ static int run_job(const struct run_opts *ro, const struct config_job *job, stru
 		progress_set_sink(report_progress_hook, r);
 		report_simple(r, "start", 0, job);
 	}
+	char *log_text = NULL;
+	size_t log_len = 0;
+	FILE *log = start_job_log(&log_text, &log_len, name, job);
 	info("job for machine '%s' from [%s]", name, job->section);
 	int rc = machine_clone(&o);
 	if (r) {
@@ -212,6 +245,15 @@ static int run_job(const struct run_opts *ro, const struct config_job *job, stru
 		report_close(r);
 	}
 	info("result: %s (exit %d)", exit_code_meaning(rc), rc);
+	if (log) {
+		log_set_file(NULL);
+		char when[32];
+		utc_timestamp(when, sizeof when);
+		fprintf(log, "finished %s\n", when);
+		if (fclose(log) == 0 && log_text)
+			store_job_log(&o, name, log_text, log_len);
+		free(log_text);
+	}
 	return rc;
 }
 

@@ -113,6 +113,11 @@ for m in alpha:qcow2 bravo:vhdx; do
 	[ -f "$dir/$name.machine.json" ] && [ "$(jq -r .machine "$dir/$name.machine.json")" = "$name" ] \
 		&& [ "$(jq -r .inventory.serial "$dir/$name.machine.json")" = "SRV-$(echo "$name" | tr a-z A-Z)" ] \
 		&& t_pass "$name: machine manifest with its DMI serial" || t_fail "$name: machine manifest" "$(ls "$dir" 2>&1)"
+	L=$dir/$name.log
+	[ -f "$L" ] && grep -q "^coldclone .*: job \[machine SRV-$(echo "$name" | tr a-z A-Z)\] for machine '$name'" "$L" \
+		&& grep -q "result: .*(exit 0)" "$L" && grep -q "^finished " "$L" && ! grep -q '"event"' "$L" \
+		&& t_pass "$name: job log stored beside the images ($name.log: header, messages, result)" \
+		|| t_fail "$name: job log" "$(ls "$dir" 2>&1; head -5 "$L" 2>&1)"
 done
 [ -f "$T_TMP/www/fleet/alpha/alpha.xml" ] && [ -f "$T_TMP/www/fleet/bravo/bravo.ps1" ] \
 	&& t_pass "descriptors: libvirt XML for qcow2, Hyper-V script for vhdx" || t_fail "descriptors" "$(ls -R "$T_TMP/www/fleet")"
