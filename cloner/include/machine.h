@@ -7,8 +7,16 @@
 #include "clonejob.h"
 #include "inventory.h"
 
-/* Returns an EXIT_* code: the worst of the disks'. */
-int machine_clone(const struct clone_opts *o);
+/* What each disk came to, for a result screen: the disks that reached the copy stage. */
+struct machine_outcome {
+	struct clone_summary *disks;  /* .source, .image (shown form), .result */
+	size_t ndisks;
+};
+
+/* Returns an EXIT_* code: the worst of the disks'. out (may be NULL) receives each copied
+ * disk's summary; free it with machine_outcome_free. */
+int machine_clone(const struct clone_opts *o, struct machine_outcome *out);
+void machine_outcome_free(struct machine_outcome *out);
 
 /* The OS host name (oshost.h) on the disks o selects (--disk, else all), first disk in
  * order, recorded in inv: what `run` names the machine by before machine_clone. */

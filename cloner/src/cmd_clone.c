@@ -181,7 +181,7 @@ int cmd_clone(int argc, char **argv)
 	if (pr)
 		return pr > 0 ? EXIT_OK : EXIT_USAGE;
 	if (o.all)
-		return machine_clone(&o);
+		return machine_clone(&o, NULL);
 	struct clone_job j;
 	clonejob_init(&j, &o, o.source, o.output, false);
 	int r = clonejob_prepare(&j);

@@ -238,7 +238,7 @@ static int run_job(const struct run_opts *ro, const struct config_job *job, stru
 	size_t log_len = 0;
 	FILE *log = start_job_log(&log_text, &log_len, name, job);
 	info("job for machine '%s' from [%s]", name, job->section);
-	int rc = machine_clone(&o);
+	int rc = machine_clone(&o, NULL);
 	if (r) {
 		report_simple(r, "result", rc, job);
 		progress_set_sink(NULL, NULL);

@@ -191,7 +191,7 @@ static int confirm(struct wizard *w)
 	return wizard_yes("Start", true);
 }
 
-static int run_clone(struct wizard *w)
+static int run_clone(struct wizard *w, struct machine_outcome *out)
 {
 	struct clone_opts o = { .progress = PROGRESS_PLAIN, .max_unreadable = UINT64_MAX, .all = true,
 				.output = w->output, .format = w->format, .name = w->name, .dest = w->dest };
@@ -200,23 +200,31 @@ static int run_clone(struct wizard *w)
 			o.disks[o.ndisks++] = w->disks[i].path;
 	wizard_heading("7. Cloning");
 	wizard_say("Ctrl-C stops the copy; unfinished images are removed.\n");
-	return machine_clone(&o);
+	return machine_clone(&o, out);
 }
 
-static void result_screen(const struct wizard *w, int rc)
+/* One line per disk that was copied: which images are whole even when another failed. */
+static void disk_lines(const struct machine_outcome *out)
+{
+	for (size_t i = 0; i < out->ndisks; i++) {
+		const struct clone_summary *d = &out->disks[i];
+		const char *base = strrchr(d->source, '/') ? strrchr(d->source, '/') + 1 : d->source;
+		bool done = d->result == EXIT_OK || d->result == EXIT_UNREADABLE;
+		if (done)
+			wizard_say("  %-8s  %-8s  %s (+ .manifest.json)\n", base,
+				   d->result == EXIT_OK ? "OK" : "WARNINGS", d->image);
+		else
+			wizard_say("  %-8s  FAILED    exit %d: %s\n", base, d->result, exit_code_meaning(d->result));
+	}
+}
+
+static void result_screen(const struct wizard *w, int rc, const struct machine_outcome *out)
 {
 	bool ok = rc == EXIT_OK || rc == EXIT_UNREADABLE;
 	wizard_heading("8. Result");
 	wizard_say("  RESULT: %s - %s (exit %d)\n", rc == EXIT_OK ? "OK" : ok ? "OK WITH WARNINGS" : "FAILED",
 		   exit_code_meaning(rc), rc);
-	for (size_t i = 0; i < w->ndisks && ok; i++) {
-		if (!w->pick[i])
-			continue;
-		CLEANUP_FREE char *file = machine_image_file(w->name, w->disks[i].name, w->format);
-		CLEANUP_FREE char *dest = machine_dest_join(w->output, file);
-		CLEANUP_FREE char *shown = url_redact(dest);
-		wizard_say("  image     %s (+ .manifest.json)\n", shown);
-	}
+	disk_lines(out);
 	if (ok) {
 		CLEANUP_FREE char *file = xasprintf("%s.machine.json", w->name);
 		CLEANUP_FREE char *dest = machine_dest_join(w->output, file);
@@ -224,7 +232,8 @@ static void result_screen(const struct wizard *w, int rc)
 		wizard_say("  machine   %s (with the VM descriptors beside it)\n", shown);
 	} else {
 		wizard_say("  No machine manifest was stored: an image without its manifest is not a finished clone.\n"
-			   "  The messages above say what went wrong.\n");
+			   "  %sThe messages above say what went wrong.\n",
+			   out->ndisks ? "Disks marked OK are complete images; " : "");
 	}
 	wizard_say("  log       %s\n", wizard_log_path() ? wizard_log_path() : "(not kept)");
 }
@@ -406,8 +415,10 @@ static int wizard_run(struct wizard *w)
 			break;
 		wizard_say("Then once more from the disks: Enter keeps each answer.\n");
 	}
-	int rc = run_clone(w);
-	result_screen(w, rc);
+	struct machine_outcome out = { 0 };
+	int rc = run_clone(w, &out);
+	result_screen(w, rc, &out);
+	machine_outcome_free(&out);
 	if (rc != EXIT_INTERRUPTED && !interrupted)
 		save_answers(w, rc);
 	return rc;

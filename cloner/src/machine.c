@@ -25,6 +25,7 @@ struct machine_job {
 	size_t ndisks;
 	struct clone_job *jobs;
 	size_t njobs;              /* initialised jobs */
+	size_t ncopied;            /* jobs whose copy was attempted */
 	char *name;
 	struct inventory inv;
 	char started[32];
@@ -171,6 +172,7 @@ static int copy_all(struct machine_job *m)
 	for (size_t i = 0; i < m->ndisks && !interrupted; i++) {
 		struct clone_job *j = &m->jobs[i];
 		info("disk %zu of %zu: %s -> %s", i + 1, m->ndisks, j->o.source, j->output_shown);
+		m->ncopied = i + 1;
 		int r = clonejob_copy(j);
 		if (r == EXIT_OK)
 			r = clonejob_finish(j);
@@ -232,7 +234,21 @@ static void machine_release(struct machine_job *m)
 	inventory_release(&m->inv);
 }
 
-int machine_clone(const struct clone_opts *o)
+static void keep_outcome(const struct machine_job *m, struct machine_outcome *out)
+{
+	out->ndisks = m->ncopied;
+	out->disks = m->ncopied ? xcalloc(m->ncopied, sizeof *out->disks) : NULL;
+	for (size_t i = 0; i < m->ncopied; i++)
+		out->disks[i] = m->jobs[i].sum;
+}
+
+void machine_outcome_free(struct machine_outcome *out)
+{
+	free(out->disks);
+	*out = (struct machine_outcome){ 0 };
+}
+
+int machine_clone(const struct clone_opts *o, struct machine_outcome *out)
 {
 	struct machine_job m = { .o = *o };
 	if (!m.o.format)
@@ -256,6 +272,8 @@ int machine_clone(const struct clone_opts *o)
 		int s = store_machine_files(&m);
 		r = s == EXIT_OK ? r : s;
 	}
+	if (out)
+		keep_outcome(&m, out);
 	machine_release(&m);
 	return r;
 }

@@ -52,6 +52,9 @@ if command -v unshare > /dev/null && unshare -m true 2>/dev/null; then
 		tail -15 "$out" "$T_TMP/host-ns.out" | sed 's/^/    /'
 	fi
 	grep -q 'AddressSanitizer\|runtime error' "$out" && t_fail "host (ASan): sanitizers" "$(grep -m3 'Sanitizer\|runtime error' "$out")"
+	grep -Eq "^  fakea +OK +$T_TMP/out/sub/[^ ]+-fakea\.vhdx \(\+ \.manifest\.json\)" "$out" \
+		&& t_pass "host (ASan): result screen lists the disk as OK with its image" \
+		|| t_fail "host (ASan): per-disk result" "$(grep -A4 'RESULT' "$out")"
 	for hint in "'7' is not a disk here" "give a full path starting with /" "does not exist. Create it" \
 		"answer 1 to 5, or a format name" "use letters, digits" "Connection test: OK"; do
 		grep -q -- "$hint" "$out" && t_pass "host (ASan): $hint" || t_fail "host (ASan): $hint" "not in the output"
@@ -110,7 +113,7 @@ expect ask-start 10 Start \(y/n\) \[Y\]: \$
 send
 expect progress 120 \d+\.\d%\s+\S+ \S+ of \S+ \S+\s+\S+ MB/s\s+ETA
 expect result-ok 120 RESULT: OK - every disk cloned \(exit 0\)
-expect result-image 10 image\s+http://tech@10\.0\.2\.2:$DAV/wiz/SRV-WIZ-vda\.qcow2
+expect result-disk 10 vda\s+OK\s+http://tech@10\.0\.2\.2:$DAV/wiz/SRV-WIZ-vda\.qcow2
 expect result-machine 10 machine\s+http://tech@10\.0\.2\.2:$DAV/wiz/SRV-WIZ\.machine\.json
 expect result-log 10 log\s+/media/coldclone/reports/wizard-\S+\.txt
 expect ask-save 10 Save these answers as /media/coldclone/coldclone\.conf for the next machine \(y/n\) \[Y\]: \$
