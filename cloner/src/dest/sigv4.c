@@ -168,15 +168,21 @@ static void put_canonical_query(FILE *f, const char *query)
 	free(q);
 }
 
-char *sigv4_canonical_request(const struct sigv4_request *r)
+/* The canonical request and, when names is not NULL, its SignedHeaders list (what the
+ * Authorization header repeats), from one canonicalisation of the headers. */
+static char *canonical_request(const struct sigv4_request *r, char **names)
 {
 	struct canon_header *h = canon_headers(r);
 	if (!h)
 		return NULL;
-	char *out = NULL;
-	size_t len = 0;
+	char *out = NULL, *list = NULL;
+	size_t len = 0, list_len = 0;
 	FILE *f = open_memstream(&out, &len);
-	if (!f) {
+	FILE *g = names ? open_memstream(&list, &list_len) : NULL;
+	if (!f || (names && !g)) {
+		if (f)
+			fclose(f);
+		free(out);
 		canon_headers_free(h, r->nheaders);
 		return NULL;
 	}
@@ -188,8 +194,18 @@ char *sigv4_canonical_request(const struct sigv4_request *r)
 	put_signed_headers(f, h, r->nheaders);
 	fprintf(f, "\n%s", r->payload_sha256);
 	fclose(f);
+	if (g) {
+		put_signed_headers(g, h, r->nheaders);
+		fclose(g);
+		*names = list;
+	}
 	canon_headers_free(h, r->nheaders);
 	return out;
+}
+
+char *sigv4_canonical_request(const struct sigv4_request *r)
+{
+	return canonical_request(r, NULL);
 }
 
 /* "20150830/us-east-1/service/aws4_request" */
@@ -198,15 +214,18 @@ static char *credential_scope(const struct sigv4_key *k, const struct sigv4_requ
 	return xasprintf("%.8s/%s/%s/aws4_request", r->amz_date, k->region, k->service);
 }
 
-char *sigv4_string_to_sign(const struct sigv4_key *k, const struct sigv4_request *r)
+static char *string_to_sign_of(const struct sigv4_key *k, const struct sigv4_request *r, const char *creq)
 {
-	CLEANUP_FREE char *creq = sigv4_canonical_request(r);
-	if (!creq)
-		return NULL;
 	char hash[65];
 	sigv4_sha256_hex(creq, strlen(creq), hash);
 	CLEANUP_FREE char *scope = credential_scope(k, r);
 	return xasprintf(SIGV4_ALGORITHM "\n%s\n%s\n%s", r->amz_date, scope, hash);
+}
+
+char *sigv4_string_to_sign(const struct sigv4_key *k, const struct sigv4_request *r)
+{
+	CLEANUP_FREE char *creq = canonical_request(r, NULL);
+	return creq ? string_to_sign_of(k, r, creq) : NULL;
 }
 
 static void hmac(const void *key, size_t klen, const char *msg, uint8_t out[32])
@@ -231,28 +250,13 @@ static void signing_key(const struct sigv4_key *k, const char *amz_date, uint8_t
 	explicit_bzero(b, sizeof b);
 }
 
-static char *signed_header_list(const struct sigv4_request *r)
-{
-	struct canon_header *h = canon_headers(r);
-	if (!h)
-		return NULL;
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	if (f) {
-		put_signed_headers(f, h, r->nheaders);
-		fclose(f);
-	}
-	canon_headers_free(h, r->nheaders);
-	return out;
-}
-
 char *sigv4_authorization(const struct sigv4_key *k, const struct sigv4_request *r)
 {
-	CLEANUP_FREE char *sts = sigv4_string_to_sign(k, r);
-	CLEANUP_FREE char *names = signed_header_list(r);
-	if (!sts || !names)
+	CLEANUP_FREE char *names = NULL;
+	CLEANUP_FREE char *creq = canonical_request(r, &names);
+	if (!creq)
 		return NULL;
+	CLEANUP_FREE char *sts = string_to_sign_of(k, r, creq);
 	uint8_t key[32], sig[32];
 	signing_key(k, r->amz_date, key);
 	hmac(key, sizeof key, sts, sig);
