@@ -104,12 +104,11 @@ static struct hash_slot *open_slot(struct image_hash *h)
 
 static void hand_over(struct image_hash *h)
 {
-	struct hash_slot *next;
 	pthread_mutex_lock(&h->lock);
 	h->head++;
 	pthread_cond_broadcast(&h->changed);
 	pthread_mutex_unlock(&h->lock);
-	next = open_slot(h);
+	struct hash_slot *next = open_slot(h);
 	next->len = 0;
 	next->zeros = 0;
 }
@@ -121,23 +120,31 @@ static void flush_open(struct image_hash *h)
 		hand_over(h);
 }
 
-void image_hash_data(struct image_hash *h, const void *buf, size_t len)
+/* Append len bytes to the open slot(s): a copy of src, or zeros when src is NULL. */
+static void append(struct image_hash *h, const uint8_t *src, uint64_t len)
 {
-	if (!h->threaded) {
-		EVP_DigestUpdate(h->ctx, buf, len);
-		return;
-	}
-	const uint8_t *p = buf;
 	while (len) {
 		struct hash_slot *sl = &h->slot[h->head % IMAGE_HASH_SLOTS];
-		size_t n = MIN(len, IMAGE_HASH_SLOT - sl->len);
-		memcpy(sl->buf + sl->len, p, n);
+		size_t n = (size_t)MIN(len, (uint64_t)(IMAGE_HASH_SLOT - sl->len));
+		if (src) {
+			memcpy(sl->buf + sl->len, src, n);
+			src += n;
+		} else {
+			memset(sl->buf + sl->len, 0, n);
+		}
 		sl->len += n;
-		p += n;
 		len -= n;
 		if (sl->len == IMAGE_HASH_SLOT)
 			hand_over(h);
 	}
+}
+
+void image_hash_data(struct image_hash *h, const void *buf, size_t len)
+{
+	if (h->threaded)
+		append(h, buf, len);
+	else
+		EVP_DigestUpdate(h->ctx, buf, len);
 }
 
 void image_hash_zeros(struct image_hash *h, uint64_t len)
@@ -149,15 +156,7 @@ void image_hash_zeros(struct image_hash *h, uint64_t len)
 	if (len < IMAGE_HASH_SLOT) {
 		/* A short run between data (a raw image's 64 KiB holes) goes in with the data:
 		 * handing over half-empty slots would make the two threads take turns. */
-		while (len) {
-			struct hash_slot *sl = &h->slot[h->head % IMAGE_HASH_SLOTS];
-			size_t n = (size_t)MIN(len, (uint64_t)(IMAGE_HASH_SLOT - sl->len));
-			memset(sl->buf + sl->len, 0, n);
-			sl->len += n;
-			len -= n;
-			if (sl->len == IMAGE_HASH_SLOT)
-				hand_over(h);
-		}
+		append(h, NULL, len);
 		return;
 	}
 	flush_open(h);
