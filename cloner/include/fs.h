@@ -48,4 +48,10 @@ struct ntfs_ro *ntfs_ro_open(struct source *s, const struct partition *p);
 struct _ntfs_volume *ntfs_ro_volume(struct ntfs_ro *r);
 void ntfs_ro_close(struct ntfs_ro *r);
 
+/* Open the ext2/3/4 filesystem of partition p read-only (no EXT2_FLAG_RW: the unix io
+ * manager opens O_RDONLY and closing writes nothing); 0 or libext2fs's error code.
+ * Close with ext2fs_close_free. */
+struct struct_ext2_filsys;
+long ext_ro_open(struct source *s, const struct partition *p, struct struct_ext2_filsys **fs);
+
 #endif

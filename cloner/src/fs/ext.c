@@ -134,16 +134,19 @@ static int ext_map_open(ext2_filsys fs, struct partition *p, struct extmap *out)
 	return FS_MAPPED;
 }
 
-static int ext_map(struct source *s, struct partition *p, struct extmap *out)
+long ext_ro_open(struct source *s, const struct partition *p, ext2_filsys *fs)
 {
 	char opts[48];
-	ext2_filsys fs = NULL;
-	/* No EXT2_FLAG_RW: the unix io manager opens O_RDONLY and close writes nothing. */
-	int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
-
+	*fs = NULL;
 	initialize_ext2_error_table();  /* error_message() texts; registers only once */
 	snprintf(opts, sizeof opts, "offset=%" PRIu64, p->start);
-	errcode_t err = ext2fs_open2(s->path, opts, flags, 0, 0, unix_io_manager, &fs);
+	return ext2fs_open2(s->path, opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0, unix_io_manager, fs);
+}
+
+static int ext_map(struct source *s, struct partition *p, struct extmap *out)
+{
+	ext2_filsys fs;
+	errcode_t err = ext_ro_open(s, p, &fs);
 	if (err) {
 		if (err == EIO)
 			return error("read %s superblock of partition %u on '%s': %s", ext_name(p), p->number,

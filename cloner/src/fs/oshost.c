@@ -407,12 +407,8 @@ static bool ntfs_host(struct source *s, const struct partition *p, char *out, si
 
 static bool ext_host(struct source *s, const struct partition *p, char *out, size_t outsz)
 {
-	char opts[48];
-	ext2_filsys fs = NULL;
-	initialize_ext2_error_table();
-	snprintf(opts, sizeof opts, "offset=%" PRIu64, p->start);
-	/* No EXT2_FLAG_RW: opened O_RDONLY, close writes nothing (as ext.c). */
-	if (ext2fs_open2(s->path, opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0, unix_io_manager, &fs))
+	ext2_filsys fs;
+	if (ext_ro_open(s, p, &fs))
 		return false;
 	bool found = false;
 	uint64_t fs_size;
