@@ -39,6 +39,18 @@ struct.pack_into("<I", base, 508, csum)
 open(sys.argv[1], "wb").write(bytes(base) + hbin)
 PY
 
+# hivexsh commands that create ControlSet00SET\Control\ComputerName\ComputerName and
+# set the values given as "name type:value" lines on stdin (from the hive's root).
+control_set_cmds() {
+	local n
+	printf '%s\n' "add ControlSet00$1" "cd ControlSet00$1" add\ Control cd\ Control \
+		add\ ComputerName cd\ ComputerName add\ ComputerName cd\ ComputerName
+	n=$(printf '%s\n' "${@:2}" | wc -l)
+	echo "setval $n"
+	printf '%s\n' "${@:2}" | tr ' ' '\n'
+	printf '%s\n' 'cd \'
+}
+
 # make_hive FILE CURRENT NAME: a SYSTEM hive whose Select\Current is CURRENT (1-3) and
 # whose ControlSet00CURRENT\Control\ComputerName\ComputerName\ComputerName is NAME; a
 # decoy control set (the next one) names another machine.
@@ -47,40 +59,12 @@ make_hive() {
 	# REG_SZ as Windows writes it: UTF-16LE with its NUL (hivexsh's string: is 7-bit only).
 	utf16=$(/usr/bin/python3 -c 'import sys; print(",".join("%02x" % b for b in (sys.argv[1] + "\0").encode("utf-16-le")))' "$3")
 	cp "$T_TMP/empty.hive" "$1"
-	hivexsh -w "$1" <<-EOF
-	add Select
-	cd Select
-	setval 1
-	Current
-	dword:0x$2
-	cd \\
-	add ControlSet00$decoy
-	cd ControlSet00$decoy
-	add Control
-	cd Control
-	add ComputerName
-	cd ComputerName
-	add ComputerName
-	cd ComputerName
-	setval 1
-	ComputerName
-	string:OLD-DECOY
-	cd \\
-	add ControlSet00$2
-	cd ControlSet00$2
-	add Control
-	cd Control
-	add ComputerName
-	cd ComputerName
-	add ComputerName
-	cd ComputerName
-	setval 2
-	ComputerName
-	hex:1:$utf16
-	Junk
-	string:x
-	commit
-	EOF
+	{
+		printf '%s\n' 'add Select' 'cd Select' 'setval 1' Current "dword:0x$2" 'cd \'
+		control_set_cmds "$decoy" "ComputerName string:OLD-DECOY"
+		control_set_cmds "$2" "ComputerName hex:1:$utf16" "Junk string:x"
+		echo commit
+	} | hivexsh -w "$1"
 }
 
 # The NTFS partition: Windows/System32/config made through an ntfs-3g mount, then the hive
