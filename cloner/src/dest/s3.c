@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dest.h"
 #include "net.h"
@@ -25,6 +26,7 @@
 #define S3_PLANNED_PARTS 9000u              /* size parts for this many, keep 1000 spare */
 #define S3_REPLY_CAP (1u * MiB)             /* longest reply body kept (errors, XML) */
 #define S3_MANIFEST_SUFFIX ".manifest.json" /* what cmd_clone publishes beside the image */
+#define S3_ABORT_ROUNDS 3u                  /* abort again while a late part reappears */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct s3_part {
@@ -623,6 +625,44 @@ static int s3_publish(struct sink *s, const char *suffix, const void *buf, size_
 	return ret;
 }
 
+/* One ListParts attempt, no retries and no message: true when the server answers that it
+ * does not know the upload (404 NoSuchUpload). */
+static bool upload_gone(struct s3_dest *d)
+{
+	struct s3_req q = { .method = "GET", .key = d->key, .query = d->upload_query };
+	struct s3_resp r = { 0 };
+	s3_attempt(d, &q, EMPTY_SHA256, &r);
+	bool gone = r.rc == CURLE_OK && r.code == 404;
+	resp_reset(&r);
+	return gone;
+}
+
+static int abort_upload(struct s3_dest *d)
+{
+	struct s3_req q = { .method = "DELETE", .key = d->key, .query = d->upload_query, .ok_404 = true };
+	struct s3_resp r = { 0 };
+	int ret = s3_call(d, &q, &r, "abort the multipart upload");
+	resp_reset(&r);
+	return ret;
+}
+
+/* A part the server was still receiving when the upload was aborted (a connection cut
+ * mid-part) can land after the abort and keep using space: AWS asks to check with
+ * ListParts and abort again. A second apart, a few rounds at most. */
+static int abort_until_gone(struct s3_dest *d)
+{
+	if (abort_upload(d) < 0)
+		return -1;
+	for (unsigned i = 0; i < S3_ABORT_ROUNDS; i++) {
+		sleep(1);
+		if (upload_gone(d))
+			return 0;
+		if (abort_upload(d) < 0)
+			return -1;
+	}
+	return upload_gone(d) ? 0 : -1;
+}
+
 /* Quick cleanup: a couple of attempts at most (the clone has already failed). */
 static void s3_abort(struct sink *s)
 {
@@ -635,14 +675,11 @@ static void s3_abort(struct sink *s)
 		if (delete_object(d, d->key, "remove the unpublished image") < 0)
 			warning("'%s' may hold an image without a manifest: delete it", d->display);
 	} else {
-		struct s3_req q = { .method = "DELETE", .key = d->key, .query = d->upload_query, .ok_404 = true };
-		struct s3_resp r = { 0 };
-		if (s3_call(d, &q, &r, "abort the multipart upload") < 0)
+		if (abort_until_gone(d) < 0)
 			warning("the unfinished upload of '%s' is still on the server and uses space: abort it (aws s3api "
 				"abort-multipart-upload --bucket %s --key %s --upload-id %s) or let a lifecycle rule "
 				"expire it",
 				d->display, d->bucket, d->key, d->upload_id);
-		resp_reset(&r);
 	}
 	d->o.retries = saved;
 }
